@@ -1,0 +1,1 @@
+"""Subcommands of the `csmstream` command, one module each (see csmstream.cli)."""

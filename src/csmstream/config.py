@@ -1,0 +1,42 @@
+"""Frozen settings, read once from flags and `CSMSTREAM_*` environment variables, then passed down.
+
+Nothing reads the environment after start-up: components take the values they need as arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "sesame/csm-1b"
+
+
+class Settings(BaseSettings):
+    """Every knob of the server and the command line, with its default."""
+
+    model_config = SettingsConfigDict(env_prefix="CSMSTREAM_", frozen=True, extra="ignore")
+
+    # the model
+    model: str = Field(DEFAULT_MODEL, description="local checkpoint directory or hub id")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+
+    # the engine
+    max_slots: int = Field(8, ge=1, le=256, description="concurrent sessions sharing the model")
+    max_queue: int = Field(32, ge=0, description="requests that may wait for a slot; more get `busy`")
+    max_seq_rows: int = Field(2048, ge=64, description="rows of context + generated frames per slot")
+    prefill_chunk_rows: int = Field(256, ge=8, description="prompt rows prefilled between two steps")
+    compile: bool = Field(True, description="torch.compile / CUDA graphs on CUDA (set 0 to turn off)")
+    max_text_chars: int = Field(2000, ge=1)
+    default_max_seconds: float = Field(30.0, gt=0)
+
+    # the server
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    voices_dir: Path = Field(Path("~/.local/share/csmstream/voices"), description="user voice library")
+
+    def resolved_voices_dir(self) -> Path:
+        return self.voices_dir.expanduser()
