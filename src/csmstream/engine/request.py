@@ -1,0 +1,46 @@
+"""What a caller asks of an engine: one utterance to synthesize, with its voice, sampling and chunking."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from csmstream.errors import BadRequest
+from csmstream.model.sampling import SamplingParams
+from csmstream.model.tokenizer import Segment
+
+FRAME_SAMPLES = 1920  # 80 ms of 24 kHz audio: one Mimi frame
+SAMPLE_RATE = 24_000
+FRAME_MS = 80.0
+
+# First chunk after 2 frames (160 ms of audio) so playback starts early, then bigger chunks (fewer messages).
+DEFAULT_CHUNK_SCHEDULE_FRAMES: tuple[int, ...] = (2, 4, 8, 12)
+
+
+def new_request_id() -> str:
+    return "req_" + uuid.uuid4().hex[:16]
+
+
+def validate_chunk_schedule(frames: tuple[int, ...]) -> tuple[int, ...]:
+    if not frames or any((not isinstance(n, int)) or n < 1 or n > 250 for n in frames):
+        raise BadRequest("chunk schedule must be a non-empty list of frame counts between 1 and 250")
+    return tuple(frames)
+
+
+def chunk_frames_at(schedule: tuple[int, ...], chunk_index: int) -> int:
+    """Frames in chunk number `chunk_index`; the last entry repeats."""
+    return schedule[min(chunk_index, len(schedule) - 1)]
+
+
+@dataclass(frozen=True)
+class SynthesisRequest:
+    """One utterance. `context` segments (earlier turns) follow the voice's reference segments in the prompt."""
+
+    text: str
+    voice_id: str | None = None
+    speaker: int | None = None  # None: the voice's speaker (or 0 without a voice)
+    context: tuple[Segment, ...] = ()
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    max_seconds: float | None = None  # None: the engine's default
+    chunk_schedule_frames: tuple[int, ...] = DEFAULT_CHUNK_SCHEDULE_FRAMES
+    request_id: str = field(default_factory=new_request_id)
