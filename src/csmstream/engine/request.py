@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from csmstream.errors import BadRequest
-from csmstream.model.sampling import SamplingParams
-from csmstream.model.tokenizer import Segment
+
+if TYPE_CHECKING:  # keep this module (and the scheduler) importable without torch
+    from csmstream.model.sampling import SamplingParams
+    from csmstream.model.tokenizer import Segment
 
 FRAME_SAMPLES = 1920  # 80 ms of 24 kHz audio: one Mimi frame
 SAMPLE_RATE = 24_000
@@ -40,7 +43,7 @@ class SynthesisRequest:
     voice_id: str | None = None
     speaker: int | None = None  # None: the voice's speaker (or 0 without a voice)
     context: tuple[Segment, ...] = ()
-    sampling: SamplingParams = field(default_factory=SamplingParams)
+    sampling: SamplingParams | None = None  # None: the engine's defaults
     max_seconds: float | None = None  # None: the engine's default
     chunk_schedule_frames: tuple[int, ...] = DEFAULT_CHUNK_SCHEDULE_FRAMES
     request_id: str = field(default_factory=new_request_id)

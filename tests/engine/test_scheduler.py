@@ -1,0 +1,143 @@
+"""Scheduler unit tests: no model, no threads; time is passed in."""
+
+import pytest
+
+from csmstream.engine.request import SynthesisRequest
+from csmstream.engine.scheduler import Scheduler, SchedulerConfig
+from csmstream.engine.session import Phase, Session
+from csmstream.errors import Busy
+
+
+def make_session(now=0.0, prompt_rows=10, text="hi"):
+    s = Session(request=SynthesisRequest(text=text), submitted_at_s=now)
+    s.prompt_rows = prompt_rows
+    return s
+
+
+def admit_and_prefill(sched, now=0.0):
+    """Drive admitted sessions through prefill to DECODING, as the engine would."""
+    admitted = sched.admit(now)
+    while True:
+        plan = sched.plan(now)
+        if plan.prefill is None:
+            break
+        sched.on_prefilled(plan.prefill)
+    return admitted
+
+
+def test_admits_into_free_slots_then_queues_with_positions_then_busy():
+    sched = Scheduler(SchedulerConfig(max_slots=2, max_queue=2))
+    sessions = [make_session() for _ in range(4)]
+    for s in sessions:
+        sched.add(s)
+    admitted = sched.admit(0.0)
+    assert [s.slot for s in admitted] == [0, 1]
+    assert sched.num_active == 2 and sched.num_waiting == 2
+    assert [p for _, p in sched.queue_positions()] == [1, 2]
+    with pytest.raises(Busy, match="busy"):
+        sched.add(make_session())
+    assert sched.num_waiting == 2, "a refused request must not be queued"
+
+
+def test_finish_frees_the_slot_for_the_next_in_queue():
+    sched = Scheduler(SchedulerConfig(max_slots=1, max_queue=4))
+    a, b = make_session(), make_session()
+    sched.add(a)
+    sched.add(b)
+    sched.admit(0.0)
+    assert a.slot == 0 and b.phase is Phase.WAITING
+    sched.finish(a)
+    sched.finish(a)  # idempotent: the slot is not freed twice
+    assert a.phase is Phase.FINISHED
+    sched.admit(1.0)
+    assert b.slot == 0 and b.phase is Phase.PREFILLING
+    assert sched.num_active == 1 and sched.num_waiting == 0
+    assert sched._free_slots == [], "slot 0 must have been handed out exactly once"
+
+
+def test_prefill_is_chunked_one_chunk_per_step_while_others_decode():
+    sched = Scheduler(SchedulerConfig(max_slots=4, max_queue=4, prefill_chunk_rows=8))
+    old = make_session(prompt_rows=4)
+    sched.add(old)
+    admit_and_prefill(sched)
+    assert old.phase is Phase.DECODING
+    new = make_session(prompt_rows=20)
+    sched.add(new)
+    sched.admit(0.0)
+    chunks = []
+    for _ in range(3):
+        plan = sched.plan(0.0)
+        assert plan.decode == [old], "the decoding stream keeps stepping during the newcomer's prefill"
+        chunks.append((plan.prefill.start_row, plan.prefill.end_row))
+        sched.on_prefilled(plan.prefill)
+    assert chunks == [(0, 8), (8, 16), (16, 20)]
+    assert new.phase is Phase.DECODING
+    assert sched.plan(0.0).prefill is None
+    assert sched.plan(0.0).decode == [old, new]
+
+
+def test_prefix_rows_already_cached_are_not_prefilled_again():
+    sched = Scheduler(SchedulerConfig(max_slots=1, max_queue=1, prefill_chunk_rows=100))
+    s = make_session(prompt_rows=50)
+    sched.add(s)
+    sched.admit(0.0)
+    s.prefilled_rows = 40  # the engine copied a 40-row voice prefix from the cache
+    plan = sched.plan(0.0)
+    assert (plan.prefill.start_row, plan.prefill.end_row) == (40, 50)
+
+
+def test_realtime_admission_waits_when_one_more_stream_would_miss_the_frame_budget():
+    sched = Scheduler(SchedulerConfig(max_slots=8, max_queue=8, frame_budget_ms=80.0, budget_margin=1.0))
+    first = make_session()
+    sched.add(first)
+    admit_and_prefill(sched)
+    sched.on_step(batch_size=1, step_ms=50.0)  # 2 streams would take ~100 ms > 80 ms
+    second = make_session()
+    sched.add(second)
+    assert sched.admit(0.0) == [], "admitting would push the active stream below real time"
+    assert sched.queue_positions() == [(second, 1)]
+    sched.on_step(batch_size=1, step_ms=30.0)
+    sched._step_ms_by_batch[1] = 30.0  # a faster measure (e.g. after warm-up): 2 × 30 = 60 ms fits
+    assert sched.admit(0.0) == [second]
+
+
+def test_without_realtime_admission_any_free_slot_admits():
+    sched = Scheduler(SchedulerConfig(max_slots=2, max_queue=2, realtime_admission=False))
+    a = make_session()
+    sched.add(a)
+    admit_and_prefill(sched)
+    sched.on_step(1, 500.0)
+    b = make_session()
+    sched.add(b)
+    assert sched.admit(0.0) == [b]
+
+
+def test_streams_far_ahead_yield_only_when_over_budget():
+    sched = Scheduler(SchedulerConfig(max_slots=2, max_queue=0, realtime_admission=False, yield_lead_ms=1000))
+    ahead, behind = make_session(), make_session()
+    sched.add(ahead)
+    sched.add(behind)
+    admit_and_prefill(sched)
+    ahead.first_audio_at_s, ahead.num_frames = 0.0, 100  # 8 s generated, 1 s played → 7 s ahead
+    behind.first_audio_at_s, behind.num_frames = 0.0, 10  # 0.8 s generated, 1 s played → behind
+    sched.on_step(2, 40.0)  # under budget: everyone steps
+    assert sched.plan(1.0).decode == [ahead, behind]
+    sched._step_ms_by_batch[2] = 120.0  # over budget
+    assert sched.plan(1.0).decode == [behind]
+    behind.num_frames = 200  # now both are far ahead: nobody needs to yield
+    assert sched.plan(1.0).decode == [ahead, behind]
+
+
+def test_cancelled_sessions_are_reported_and_not_planned():
+    sched = Scheduler(SchedulerConfig(max_slots=1, max_queue=2))
+    a, b = make_session(), make_session()
+    sched.add(a)
+    sched.add(b)
+    admit_and_prefill(sched)
+    a.cancel_requested = True
+    b.cancel_requested = True
+    assert set(sched.cancelled_sessions()) == {a, b}
+    assert sched.plan(0.0).decode == []
+    for s in sched.cancelled_sessions():
+        sched.finish(s)
+    assert sched.num_active == 0 and sched.num_waiting == 0
