@@ -25,11 +25,17 @@ class Settings(BaseSettings):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
 
     # the engine
+    engine: Literal["auto", "csm", "piper"] = Field(
+        "auto", description="auto: CSM when its weights are available, else the piper CPU voice"
+    )
     max_slots: int = Field(8, ge=1, le=256, description="concurrent sessions sharing the model")
     max_queue: int = Field(32, ge=0, description="requests that may wait for a slot; more get `busy`")
     max_seq_rows: int = Field(2048, ge=64, description="rows of context + generated frames per slot")
     prefill_chunk_rows: int = Field(256, ge=8, description="prompt rows prefilled between two steps")
     compile: bool = Field(True, description="torch.compile / CUDA graphs on CUDA (set 0 to turn off)")
+    realtime_admission: bool = Field(
+        True, description="queue a new stream when it would push the active ones below real time"
+    )
     max_text_chars: int = Field(2000, ge=1)
     default_max_seconds: float = Field(30.0, gt=0)
 
@@ -37,6 +43,17 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     voices_dir: Path = Field(Path("~/.local/share/csmstream/voices"), description="user voice library")
+    api_keys: str = Field("", description="comma-separated API keys; empty: no authentication")
+    api_keys_file: Path | None = Field(None, description="a file with one API key per line")
+    allowed_origins: str = Field("*", description="comma-separated browser origins allowed (CORS)")
+
+    # the conversation
+    llm_base_url: str = Field("", description="OpenAI-compatible chat endpoint, e.g. http://localhost:11434/v1")
+    llm_model: str = ""
+    llm_api_key: str = ""
+    llm_gguf: str = Field("", description="embedded llama.cpp model: a GGUF file or hub id")
+    persona: str = Field("", description="system prompt; empty: the default persona (Maya)")
+    stt_model: str = Field("", description="faster-whisper model dir or hub id; empty: the bundled tiny.en")
 
     def resolved_voices_dir(self) -> Path:
         return self.voices_dir.expanduser()

@@ -133,6 +133,8 @@ class Scheduler:
         if prefilling:
             s = min(prefilling, key=lambda x: (x.started_at_s or 0.0, x.submitted_at_s))
             end = min(s.prompt_rows, s.prefilled_rows + self.config.prefill_chunk_rows)
+            if s.prefilled_rows < s.prefix_rows:
+                end = min(end, s.prefix_rows)  # stop at the voice prefix so its KV state can be cached
             plan.prefill = PrefillChunk(s, s.prefilled_rows, end)
         # 2) every decoding stream makes a frame, unless the step is over budget: then streams far ahead yield
         decoding = [s for s in self._running.values() if s.phase is Phase.DECODING and not s.cancel_requested]

@@ -22,6 +22,7 @@ class Session:
     max_frames: int = 0  # set when the prompt is known: min(max seconds, rows left in the window)
     prompt_rows: int = 0  # rows of the whole prompt (prefix + rest)
     prefilled_rows: int = 0  # rows already in the KV cache (a cached voice prefix counts)
+    prefix_rows: int = 0  # rows of the voice reference prefix: a prefill chunk ends there so it can be cached
     num_frames: int = 0  # frames generated so far
     slot: int | None = None
     phase: Phase = Phase.WAITING

@@ -1,0 +1,163 @@
+"""The runner executes what the scheduler decided. It alone touches device tensors.
+
+Buffers are allocated once for `max_slots`: the KV cache (one row per slot), the backbone's last hidden
+state per slot (the input of the slot's next frame), per-slot sampling settings, and the streaming Mimi
+decoder state. One `step` makes one 80 ms frame for every scheduled slot in three batched stages and ends
+with a single host transfer:
+
+  hidden[slots] ─▶ generate_frame (codebook 0 + depth decoder)       (B, K) codes
+               ─▶ streaming Mimi decode (per-slot state)             (B, S) pcm
+               ─▶ backbone on the new frame's row at each slot's own position → hidden[slots]
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from csmstream.codec.mimi import Mimi
+from csmstream.engine.prefix_cache import PrefixEntry
+from csmstream.model.csm import CsmModel
+from csmstream.model.sampling import BatchSampling, SamplingParams
+
+KV_LEN_BUCKET_ROWS = 128  # attention spans a multiple of this many rows: few distinct shapes, little waste
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    codes: np.ndarray  # (B, K) int64 codes of this frame
+    pcm: np.ndarray  # (B, S) float32 audio of this frame (S = 1920 at 24 kHz)
+    is_eos: np.ndarray  # (B,) bool: the frame was all zeros, the end of the utterance (its pcm is not audio)
+
+
+def compile_enabled(requested: bool, device: torch.device) -> bool:
+    """torch.compile only on CUDA, and only when neither the settings nor CSMSTREAM_NO_COMPILE=1 turn it off."""
+    return requested and device.type == "cuda" and os.environ.get("CSMSTREAM_NO_COMPILE", "0") != "1"
+
+
+class ModelRunner:
+    def __init__(
+        self,
+        model: CsmModel,
+        codec: Mimi,
+        max_slots: int,
+        max_rows: int,
+        compile: bool = False,
+    ):
+        param = next(model.parameters())
+        self.device = param.device
+        self.dtype = param.dtype
+        self.model = model
+        self.codec = codec
+        self.max_slots = max_slots
+        self.max_rows = max_rows
+        self.num_codebooks = model.config.num_codebooks
+        # 1. buffers, allocated once
+        self.cache = model.new_kv_cache(max_slots, max_rows, device=self.device, dtype=self.dtype)
+        hidden_dim = model.config.backbone.dim
+        self.hidden = torch.zeros(max_slots, hidden_dim, device=self.device, dtype=self.dtype)  # (N, D)
+        self.temperature = torch.ones(max_slots, device=self.device)
+        self.topk = torch.ones(max_slots, dtype=torch.int64, device=self.device)
+        self.greedy = torch.zeros(max_slots, dtype=torch.bool, device=self.device)
+        self.seed = torch.zeros(max_slots, dtype=torch.int64, device=self.device)
+        self.decoder_state = codec.new_decoder_state(max_slots, device=self.device)
+        # 2. the per-frame function, compiled on CUDA (static shapes per batch size and kv bucket)
+        self._frame_fn = self._make_frame
+        if compile_enabled(compile, self.device):
+            self._frame_fn = torch.compile(self._make_frame, dynamic=False)
+
+    @property
+    def kv_bytes_per_slot(self) -> int:
+        return (self.cache.keys.numel() + self.cache.values.numel()) * self.cache.keys.element_size() // self.max_slots
+
+    # ---- a slot's life -------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def start_slot(self, slot: int, sampling: SamplingParams) -> None:
+        """A new session takes `slot`: its sampling settings, a fresh decoder state. (Stale KV rows past the
+        session's length are masked out by attention, so the cache row needs no clearing.)"""
+        assert sampling.seed is not None, "resolve the seed (SamplingParams.with_seed) before a slot starts"
+        self.temperature[slot] = sampling.temperature
+        self.topk[slot] = sampling.topk
+        self.greedy[slot] = sampling.greedy
+        self.seed[slot] = sampling.seed
+        mask = torch.zeros(self.max_slots, dtype=torch.bool, device=self.device)
+        mask[slot] = True
+        self.decoder_state.reset(mask)
+
+    @torch.inference_mode()
+    def load_prefix(self, slot: int, entry: PrefixEntry) -> None:
+        """Copy a cached voice prefix into rows [0, T) of the slot instead of prefilling them again."""
+        self.cache.keys[:, slot, :, : entry.num_rows] = entry.keys
+        self.cache.values[:, slot, :, : entry.num_rows] = entry.values
+
+    @torch.inference_mode()
+    def save_prefix(self, slot: int, num_rows: int) -> PrefixEntry:
+        return PrefixEntry(
+            num_rows=num_rows,
+            keys=self.cache.keys[:, slot, :, :num_rows].clone(),
+            values=self.cache.values[:, slot, :, :num_rows].clone(),
+        )
+
+    @torch.inference_mode()
+    def prefill(self, slot: int, tokens: torch.Tensor, mask: torch.Tensor, start_row: int, is_last: bool) -> None:
+        """Write prompt rows [start_row, start_row + T) of one slot; tokens/mask (T, 33)."""
+        num_rows = tokens.shape[0]
+        assert start_row + num_rows <= self.max_rows, "prompt rows exceed the slot's window"
+        embeds = self.model.embed_rows(tokens[None].to(self.device), mask[None].to(self.device))  # (1, T, D)
+        slot_ids = torch.tensor([slot], device=self.device)
+        starts = torch.tensor([start_row], device=self.device)
+        kv_len = self._kv_len(start_row + num_rows)
+        hidden = self.model.backbone_forward(embeds, self.cache, slot_ids, starts, kv_len)  # (1, T, D)
+        if is_last:
+            self.hidden[slot] = hidden[0, -1]
+
+    # ---- the batched step ----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def step(self, slots: list[int], positions: list[int], frame_indices: list[int]) -> StepOutput:
+        """One frame for each slot in `slots`; `positions[i]` is the row its new frame takes in the cache."""
+        assert slots and len(slots) == len(positions) == len(frame_indices), "one position per slot"
+        slot_ids = torch.tensor(slots, device=self.device)
+        pos = torch.tensor(positions, device=self.device)
+        frame_index = torch.tensor(frame_indices, device=self.device)
+        kv_len = self._kv_len(max(positions) + 1)
+        codes, pcm = self._frame_fn(slot_ids, pos, frame_index, kv_len)
+        codes_host = codes.cpu().numpy()  # the step's one host sync
+        pcm_host = pcm.float().cpu().numpy()
+        return StepOutput(codes=codes_host, pcm=pcm_host, is_eos=~codes_host.any(axis=1))
+
+    def _make_frame(
+        self, slot_ids: torch.Tensor, positions: torch.Tensor, frame_index: torch.Tensor, kv_len: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        # 1. codes of the next frame from each slot's last hidden state
+        sampling = BatchSampling(
+            temperature=self.temperature[slot_ids],
+            topk=self.topk[slot_ids],
+            greedy=self.greedy[slot_ids],
+            seed=self.seed[slot_ids],
+            frame_index=frame_index,
+        )
+        codes = self.model.generate_frame(self.hidden[slot_ids], sampling)  # (B, K)
+        # 2. its audio, through each slot's own streaming decoder state
+        pcm = self.codec.decode_step(codes[:, :, None], self.decoder_state, rows=slot_ids)  # (B, 1, S)
+        # 3. the frame becomes the slot's next row; its hidden state seeds the next frame
+        tokens, mask = self.model.frame_rows(codes)  # (B, 1, 33)
+        embeds = self.model.embed_rows(tokens, mask)
+        hidden = self.model.backbone_forward(embeds, self.cache, slot_ids, positions, kv_len)  # (B, 1, D)
+        self.hidden[slot_ids] = hidden[:, 0]
+        return codes, pcm[:, 0]
+
+    def _kv_len(self, needed_rows: int) -> int:
+        bucket = -(-needed_rows // KV_LEN_BUCKET_ROWS) * KV_LEN_BUCKET_ROWS
+        return min(bucket, self.max_rows)
+
+    # ---- references ----------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def encode_audio(self, audio: np.ndarray) -> torch.Tensor:
+        """(S,) float32 24 kHz → (T, K) int64 codes on the CPU."""
+        wav = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)).to(self.device)
+        codec_dtype = next(self.codec.parameters()).dtype
+        codes = self.codec.encode(wav[None, None].to(codec_dtype), num_codebooks=self.num_codebooks)  # (1, K, T)
+        return codes[0].T.cpu()
