@@ -70,8 +70,8 @@ class MimiConfig:
         hidden_size = int(kwargs.get("hidden_size", cls.hidden_size))
         num_heads = int(kwargs.get("num_attention_heads", cls.num_attention_heads))
         kwargs["head_dim"] = int(d.get("head_dim") or hidden_size // num_heads)
-        if d.get("codebook_dim") is None:
-            kwargs["codebook_dim"] = hidden_size  # the reference's rule for a missing codebook_dim
+        if "codebook_dim" in d and d["codebook_dim"] is None:
+            kwargs["codebook_dim"] = hidden_size  # the reference's rule for an explicit null codebook_dim
         frame_rate = d.get("frame_rate", d.get("_frame_rate"))
         kwargs["frame_rate_override"] = float(frame_rate) if frame_rate is not None else None
         config = cls(**kwargs)
