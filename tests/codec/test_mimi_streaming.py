@@ -143,3 +143,14 @@ def test_bfloat16_stays_close(tiny_pair):
     assert audio.dtype == torch.bfloat16 and torch.isfinite(audio).all(), "bf16 decode is not finite"
     relative = (audio.float() - reference).pow(2).mean().sqrt() / reference.pow(2).mean().sqrt()
     assert relative < 0.1, f"bf16 decode is off by {relative:.3f} relative RMS"
+
+
+def test_empty_chunk_is_a_no_op(small_window_pair):
+    mimi, _ = small_window_pair
+    codes = random_codes(2, 6, seed=53)
+    state = mimi.new_decoder_state(2)
+    first = mimi.decode_step(codes[..., :3], state)
+    empty = mimi.decode_step(codes[..., :0], state)
+    assert empty.shape == (2, 1, 0), f"an empty chunk gave {tuple(empty.shape)}"
+    rest = mimi.decode_step(codes[..., 3:], state)
+    assert_audio_close(torch.cat([first, rest], -1), mimi.decode(codes), "stream with an empty chunk inside")

@@ -140,6 +140,8 @@ class Mimi(nn.Module):
         assert codes.dim() == 3, f"codes must be (B', K, T), got {tuple(codes.shape)}"
         expected_rows = state.batch_size if rows is None else rows.shape[0]
         assert codes.shape[0] == expected_rows, f"{codes.shape[0]} code rows for {expected_rows} state rows"
+        if codes.shape[-1] == 0:  # nothing to decode: no audio, and the state must not move
+            return torch.zeros(codes.shape[0], self.config.audio_channels, 0, device=state.device)
         if rows is not None:
             rows = rows.to(device=state.device, dtype=torch.long)
         states, positions = state.gather(rows)

@@ -20,6 +20,12 @@ import torch
 
 
 class MimiDecoderState:
+    """Streaming state of all slots: `tensors` (name → (B, ...)) and `positions` (B,), layout above.
+
+    Create it with `Mimi.new_decoder_state`; use it under the same grad mode it was created in
+    (tensors made under `torch.inference_mode()` cannot be updated outside it).
+    """
+
     def __init__(self, tensors: dict[str, torch.Tensor], positions: torch.Tensor):
         assert positions.dim() == 1, f"positions must be (B,), got {tuple(positions.shape)}"
         for name, tensor in tensors.items():
