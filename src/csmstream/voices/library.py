@@ -16,11 +16,11 @@ from typing import Literal
 
 import numpy as np
 
-from csmstream.errors import BadRequest, UnknownVoice
+from csmstream.errors import BadRequest, CsmstreamError, UnknownVoice
 from csmstream.voices.storage import (
     DamagedVoice,
     is_voice_dir,
-    read_voice_dir,
+    load_voice_dir,
     remove_voice_dir,
     sweep_leftovers,
     voice_file_key,
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_VOICE_ID = "default"
 _KNOWN_IDS_SHOWN = 8  # how many ids an UnknownVoice message lists
+_READ_ATTEMPTS = 5  # a voice replaced while being read is read again, this many times at most
 
 
 def default_builtin_dir() -> Path | None:
@@ -115,22 +116,27 @@ class VoiceLibrary:
         """The voice, or UnknownVoice. DamagedVoice if its folder exists but cannot be read."""
         if not is_valid_voice_id(voice_id):
             raise self._unknown(voice_id)
-        located = self._locate(voice_id)
-        if located is None:
-            raise self._unknown(voice_id)
-        voice_dir, builtin = located
-        key = voice_file_key(voice_dir)
-        with self._lock:
-            cached = self._cache.get(voice_dir)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        try:
-            voice = read_voice_dir(voice_dir, builtin=builtin)
-        except FileNotFoundError:
-            raise self._unknown(voice_id) from None
-        with self._lock:
-            self._cache[voice_dir] = (key, voice)
-        return voice
+        for _ in range(_READ_ATTEMPTS):
+            located = self._locate(voice_id)
+            if located is None:
+                raise self._unknown(voice_id)
+            voice_dir, builtin = located
+            with self._lock:
+                cached = self._cache.get(voice_dir)
+            if cached is not None and cached[0] == voice_file_key(voice_dir):
+                return cached[1]
+            try:
+                voice, key = load_voice_dir(voice_dir, builtin=builtin)
+            except FileNotFoundError:
+                continue  # deleted (or replaced) between locating and reading: look again
+            except DamagedVoice as exc:
+                if exc.key is None or exc.key != voice_file_key(voice_dir):
+                    continue  # replaced or deleted while we read it: not damage, a race; read again
+                raise
+            with self._lock:
+                self._cache[voice_dir] = (key, voice)
+            return voice
+        raise CsmstreamError(f"voice {voice_id!r} kept changing while being read; try again")
 
     # ---- writing
 

@@ -38,7 +38,12 @@ STALE_SECONDS = 3600.0
 
 
 class DamagedVoice(CsmstreamError):
-    """A voice folder exists but cannot be read (edited by hand, truncated, wrong format)."""
+    """A voice folder exists but cannot be read (edited by hand, truncated, wrong format).
+    `key` identifies the voice.json that was read (None if even that failed)."""
+
+    def __init__(self, message: str, key: tuple[int, int, int] | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 def is_voice_dir(path: Path) -> bool:
@@ -54,18 +59,34 @@ def voice_file_key(voice_dir: Path) -> tuple[int, int, int] | None:
     return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
+VoiceFileKey = tuple[int, int, int]
+
+
 def read_voice_dir(voice_dir: Path, builtin: bool, voice_id: str | None = None) -> Voice:
-    """Load one voice folder (its id is the folder's name unless given: a temporary folder has another name).
-    Raises FileNotFoundError when it vanished, DamagedVoice when it cannot be read."""
+    return load_voice_dir(voice_dir, builtin, voice_id)[0]
+
+
+def load_voice_dir(voice_dir: Path, builtin: bool, voice_id: str | None = None) -> tuple[Voice, VoiceFileKey]:
+    """Load one voice folder and the identity of the voice.json it read (its id is the folder's name unless
+    given: a temporary folder has another name).
+
+    Every file is opened relative to one open handle on the folder, so a voice deleted and re-created
+    under the same name while we read gives either the old voice or an error, never a mix of both.
+    Raises FileNotFoundError when there is no voice there, DamagedVoice when it cannot be read."""
     voice_id = voice_dir.name if voice_id is None else voice_id
+    dir_fd = os.open(voice_dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))  # FileNotFoundError: no voice
+    key: VoiceFileKey | None = None
     try:
-        meta = json.loads((voice_dir / VOICE_FILE).read_text(encoding="utf-8"))
-        segments = tuple(_read_segment(voice_dir, entry) for entry in meta["segments"])
+        with _open_in(dir_fd, voice_dir, VOICE_FILE) as handle:  # FileNotFoundError: no voice
+            stat = os.fstat(handle.fileno())
+            key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            meta = json.loads(handle.read().decode("utf-8"))
+        segments = tuple(_read_segment(dir_fd, voice_dir, entry) for entry in meta["segments"])
         if not segments:
             raise ValueError("no segments")
         if meta.get("voice_id", voice_id) != voice_id:
             raise ValueError(f"voice.json says id {meta.get('voice_id')!r} but the voice is {voice_id!r}")
-        return Voice.build(
+        voice = Voice.build(
             voice_id=voice_id,
             name=str(meta.get("name") or voice_id),
             speaker=check_speaker(meta.get("speaker", 0)),
@@ -73,22 +94,36 @@ def read_voice_dir(voice_dir: Path, builtin: bool, voice_id: str | None = None) 
             builtin=builtin,
             created_at=meta.get("created_at"),
         )
-    except FileNotFoundError:
-        if not voice_dir.exists():
-            raise  # deleted under us: the caller reports an unknown voice
-        raise DamagedVoice(f"voice folder {voice_dir} is missing a file") from None
+        return voice, key
+    except FileNotFoundError as exc:
+        if key is None:
+            raise
+        raise DamagedVoice(f"voice folder {voice_dir} is missing a file: {exc.filename}", key) from None
     except (OSError, ValueError, KeyError, TypeError, sf.LibsndfileError, BadRequest) as exc:
-        raise DamagedVoice(f"voice folder {voice_dir} cannot be read: {exc}") from exc
+        raise DamagedVoice(f"voice folder {voice_dir} cannot be read: {exc}", key) from exc
+    finally:
+        os.close(dir_fd)
 
 
-def _read_segment(voice_dir: Path, entry: dict[str, Any]) -> VoiceSegment:
+def _open_in(dir_fd: int, voice_dir: Path, file_name: str) -> Any:
+    if os.open in os.supports_dir_fd:
+        return os.fdopen(os.open(file_name, os.O_RDONLY, dir_fd=dir_fd), "rb")
+    return open(voice_dir / file_name, "rb")  # no dir_fd on this system (Windows): by path
+
+
+def _read_segment(dir_fd: int, voice_dir: Path, entry: dict[str, Any]) -> VoiceSegment:
     file_name = entry["file"]
     text = entry["text"]
     if not isinstance(file_name, str) or "/" in file_name or "\\" in file_name or file_name.startswith("."):
         raise ValueError(f"bad segment file name {file_name!r}")
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"segment {file_name} has an empty transcript")
-    samples, sample_rate = sf.read(voice_dir / file_name, dtype="float32", always_2d=False)
+    try:
+        with _open_in(dir_fd, voice_dir, file_name) as handle:
+            samples, sample_rate = sf.read(handle, dtype="float32", always_2d=False)
+    except FileNotFoundError as exc:
+        exc.filename = file_name
+        raise
     mono = resample(to_mono(samples), int(sample_rate), VOICE_SAMPLE_RATE)  # (S,) float32 24 kHz
     if mono.size == 0 or not np.all(np.isfinite(mono)):
         raise ValueError(f"segment {file_name} has empty or non-finite audio")
