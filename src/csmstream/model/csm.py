@@ -1,0 +1,170 @@
+"""CSM: a Llama backbone over rows of summed embeddings, and a small depth decoder that fills in a frame.
+
+One generated frame = one backbone step (its last hidden state → codebook 0 through `codebook0_head`)
+then K - 1 depth-decoder steps: position 0 holds the backbone state, position i the embedding of code
+i - 1, and `audio_head[i - 1]` reads position i to choose codebook i. The depth decoder's cache lives
+for one frame only.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from csmstream.model.csm_config import CsmConfig
+from csmstream.model.kv_cache import KVCache
+from csmstream.model.llama import Transformer
+from csmstream.model.sampling import BatchSampling, sample_codes
+
+
+class CsmModel(nn.Module):
+    def __init__(self, config: CsmConfig) -> None:
+        super().__init__()
+        self.config = config
+        bb, dd = config.backbone, config.depth_decoder
+        num_audio_ids = config.num_codebooks * config.audio_vocab_size
+        self.text_embeddings = nn.Embedding(config.text_vocab_size, bb.dim)
+        # one table for all codebooks: codebook i's id c lives at row i * audio_vocab_size + c
+        self.audio_embeddings = nn.Embedding(num_audio_ids, bb.dim)
+        self.backbone = Transformer(bb)
+        self.codebook0_head = nn.Linear(bb.dim, config.audio_vocab_size, bias=False)
+        # the depth decoder embeds codes in the backbone's width, then projects to its own
+        if config.tie_codebook_embeddings:
+            self.depth_audio_embeddings = self.audio_embeddings  # the same module: one tensor, two names
+        else:
+            self.depth_audio_embeddings = nn.Embedding(num_audio_ids, bb.dim)
+        self.projection = nn.Linear(bb.dim, dd.dim, bias=False)
+        self.depth_decoder = Transformer(dd)
+        # one (dim → vocab) matrix per codebook 1..K-1
+        self.audio_head = nn.Parameter(torch.empty(config.num_codebooks - 1, dd.dim, config.audio_vocab_size))
+        nn.init.normal_(self.audio_head, std=0.02)
+        self.register_buffer(
+            "audio_id_offsets",
+            torch.arange(config.num_codebooks, dtype=torch.int64) * config.audio_vocab_size,
+            persistent=False,
+        )
+
+    def _apply(self, fn, recurse=True):  # noqa: ANN001 - nn.Module's signature
+        # integer offsets survive `.to(dtype)` but not `to_empty`: rebuild them on the new device
+        module = super()._apply(fn, recurse)
+        device = self.audio_id_offsets.device
+        self.audio_id_offsets = (
+            torch.arange(self.config.num_codebooks, dtype=torch.int64, device=device)
+            * self.config.audio_vocab_size
+        )
+        return module
+
+    # ---- the backbone -------------------------------------------------------------------------------
+
+    def new_kv_cache(
+        self,
+        num_slots: int,
+        max_rows: int,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> KVCache:
+        """A backbone cache of `num_slots` sessions × `max_rows` rows (zeros), on the model's device/dtype."""
+        return self.backbone.new_kv_cache(num_slots, max_rows, device=device, dtype=dtype)
+
+    def embed_rows(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """tokens, mask (B, T, K + 1) → (B, T, D): the sum of the embeddings of the unmasked columns.
+
+        Columns 0..K-1 are audio codebooks, column K the text token. Masked ids are ignored, whatever they hold.
+        """
+        k = self.config.num_codebooks
+        assert tokens.shape[-1] == k + 1 and tokens.shape == mask.shape, (
+            f"tokens {tuple(tokens.shape)} and mask {tuple(mask.shape)} must both be (B, T, {k + 1})"
+        )
+        tokens = torch.where(mask, tokens, 0)  # masked ids may be padding: never look them up
+        audio = self.audio_embeddings(tokens[..., :k] + self.audio_id_offsets)  # (B, T, K, D)
+        audio = (audio * mask[..., :k, None].to(audio.dtype)).sum(dim=2)  # (B, T, D)
+        text = self.text_embeddings(tokens[..., k]) * mask[..., k, None].to(audio.dtype)  # (B, T, D)
+        return audio + text
+
+    def backbone_forward(
+        self,
+        embeds: torch.Tensor,
+        cache: KVCache | None,
+        slot_ids: torch.Tensor | None,
+        start_positions: torch.Tensor,
+        kv_len: int | None = None,
+    ) -> torch.Tensor:
+        """embeds (B, T, D) of rows [start, start + T) of each slot → hidden states (B, T, D).
+
+        Writes the rows' keys/values into `cache` slot `slot_ids[b]` (None: slots 0..B-1, a view, no gather)
+        and attends causally over that slot's rows [0, start + t]. `kv_len` >= max(start) + T bounds the
+        attention span (a static bucket chosen by the caller); rows at or past it must not be needed.
+        With `cache=None` the T rows attend among themselves only (training, tests).
+        """
+        return self.backbone(embeds, start_positions, cache=cache, slot_ids=slot_ids, kv_len=kv_len)
+
+    # ---- one frame ----------------------------------------------------------------------------------
+
+    def codebook0_logits(self, hidden_last: torch.Tensor) -> torch.Tensor:
+        """(B, D) last backbone state → (B, V) logits of codebook 0."""
+        return self.codebook0_head(hidden_last)
+
+    def depth_inputs(self, codes: torch.Tensor, codebook_index: int) -> torch.Tensor:
+        """(B,) codes of codebook `codebook_index` → (B, 1, D_depth) depth-decoder inputs."""
+        ids = codes + codebook_index * self.config.audio_vocab_size
+        return self.projection(self.depth_audio_embeddings(ids))[:, None]
+
+    def depth_logits(self, depth_hidden: torch.Tensor, codebook_index: int) -> torch.Tensor:
+        """(B, D_depth) depth state at position `codebook_index` → (B, V) logits of that codebook (>= 1)."""
+        return depth_hidden @ self.audio_head[codebook_index - 1]
+
+    def depth_decoder_logits(self, hidden_last: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced depth decoder (training, tests): backbone state (B, D) + the frame's codes (B, K)
+        → (B, K - 1, V) logits of codebooks 1..K-1, each seeing the codes before it."""
+        k = self.config.num_codebooks
+        assert codes.shape[-1] == k, f"codes must be (B, {k}), got {tuple(codes.shape)}"
+        ids = codes[:, :-1] + self.audio_id_offsets[:-1]  # (B, K - 1): codes 0..K-2 at positions 1..K-1
+        inputs = torch.cat((hidden_last[:, None], self.depth_audio_embeddings(ids)), dim=1)  # (B, K, D)
+        start = torch.zeros(codes.shape[0], dtype=torch.int64, device=codes.device)
+        hidden = self.depth_decoder(self.projection(inputs), start)[:, 1:]  # (B, K - 1, D_depth)
+        return torch.einsum("bkd,kdv->bkv", hidden, self.audio_head)
+
+    def new_depth_cache(self, batch: int, device: torch.device | None = None) -> KVCache:
+        """A fresh per-frame depth-decoder cache: K positions (backbone state + codes 0..K-2)."""
+        return self.depth_decoder.new_kv_cache(batch, self.config.num_codebooks, device=device)
+
+    def generate_frame(
+        self, hidden_last: torch.Tensor, sampling: BatchSampling, depth_cache: KVCache | None = None
+    ) -> torch.Tensor:
+        """(B, D) last backbone hidden state of each row → (B, K) int64 codes of the next frame.
+
+        `depth_cache` (optional, from `new_depth_cache(B)`) lets a caller reuse one buffer; it is overwritten.
+        """
+        batch = hidden_last.shape[0]
+        assert sampling.batch_size == batch, f"sampling has {sampling.batch_size} rows, hidden has {batch}"
+        k, size = self.config.num_codebooks, self.config.codebook_size
+        device = hidden_last.device
+        cache = self.new_depth_cache(batch, device) if depth_cache is None else depth_cache
+        # 1. codebook 0 from the backbone
+        codes = [sample_codes(self.codebook0_logits(hidden_last), sampling, 0, size)]
+        # 2. prime the depth decoder with [backbone state, embedding of code 0] at positions 0, 1
+        first = torch.cat((self.projection(hidden_last)[:, None], self.depth_inputs(codes[0], 0)), dim=1)
+        start = torch.zeros(batch, dtype=torch.int64, device=device)
+        hidden = self.depth_decoder(first, start, cache=cache, kv_len=cache.max_rows)[:, -1]
+        # 3. codebooks 1..K-1, one position each; the static kv_len keeps every step the same shape
+        for i in range(1, k):
+            codes.append(sample_codes(self.depth_logits(hidden, i), sampling, i, size))
+            if i == k - 1:
+                break
+            hidden = self.depth_decoder(
+                self.depth_inputs(codes[i], i), start + i + 1, cache=cache, kv_len=cache.max_rows
+            )[:, -1]
+        return torch.stack(codes, dim=1)
+
+    def frame_rows(self, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, K) codes → tokens, mask (B, 1, K + 1): the audio row fed back to the backbone next step."""
+        batch, k = codes.shape
+        assert k == self.config.num_codebooks, f"expected {self.config.num_codebooks} codebooks, got {k}"
+        tokens = torch.cat((codes, codes.new_zeros(batch, 1)), dim=1)[:, None]
+        mask = torch.ones_like(tokens, dtype=torch.bool)
+        mask[..., k] = False  # an audio row carries no text
+        return tokens, mask
+
+    def is_end_frame(self, codes: torch.Tensor) -> torch.Tensor:
+        """(B, K) codes → (B,) bool: the all-EOS (all-zero) frame that ends a request."""
+        return (codes == self.config.codebook_eos_id).all(dim=-1)
