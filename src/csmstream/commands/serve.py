@@ -1,0 +1,146 @@
+"""`csmstream serve`: the HTTP + WebSocket speech server around one engine.
+
+Flags override `Settings` (which reads `CSMSTREAM_*` from the environment). `--port 0` picks a free port;
+the actual address is printed, once the engine has started, as `csmstream: listening on http://HOST:PORT`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import sys
+
+from csmstream.errors import CsmstreamError
+
+LOG_LEVELS = ["critical", "error", "warning", "info", "debug"]
+# How long a stopping server waits for open streams before closing them.
+GRACEFUL_SHUTDOWN_S = 5
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "serve", help="run the streaming speech server (WebSocket, OpenAI and Google APIs)"
+    )
+    p.add_argument("--model", default=None, help="checkpoint directory or hub id (default: sesame/csm-1b)")
+    p.add_argument("--engine", choices=["auto", "csm", "piper"], default=None, help="which speech engine")
+    p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--max-slots", type=int, default=None, help="streams generated at once (default 8)")
+    p.add_argument(
+        "--max-queue", type=int, default=None, help="streams that may wait for a slot (default 32)"
+    )
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--dtype", default=None, choices=["auto", "float32", "bfloat16", "float16"])
+    p.add_argument(
+        "--voices-dir", default=None, help="the user voice library (default ~/.local/share/csmstream/voices)"
+    )
+    p.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    # server-only knobs (not engine settings)
+    p.add_argument(
+        "--ws-send-buffer-kb",
+        type=int,
+        default=None,
+        help="audio a WebSocket client may leave unread before its request is cancelled (default 8192)",
+    )
+    p.add_argument(
+        "--max-upload-mb", type=float, default=None, help="largest voice upload accepted (default 16)"
+    )
+    p.set_defaults(func=run)
+
+
+def _settings(args: argparse.Namespace):
+    from pydantic import ValidationError
+
+    from csmstream.config import Settings
+
+    flags = {
+        "model": args.model,
+        "engine": args.engine,
+        "host": args.host,
+        "port": args.port,
+        "max_slots": args.max_slots,
+        "max_queue": args.max_queue,
+        "device": args.device,
+        "dtype": args.dtype,
+        "voices_dir": args.voices_dir,
+    }
+    try:
+        return Settings(**{key: value for key, value in flags.items() if value is not None})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise CsmstreamError(f"invalid settings: {problems}") from None
+
+
+def _options(args: argparse.Namespace):
+    from csmstream.server.options import ServerOptions
+
+    overrides = {}
+    if args.ws_send_buffer_kb is not None:
+        if args.ws_send_buffer_kb < 1:
+            raise CsmstreamError("--ws-send-buffer-kb must be at least 1")
+        overrides["ws_send_buffer_bytes"] = args.ws_send_buffer_kb * 1024
+    if args.max_upload_mb is not None:
+        if args.max_upload_mb <= 0:
+            raise CsmstreamError("--max-upload-mb must be positive")
+        overrides["max_upload_bytes"] = int(args.max_upload_mb * 1024 * 1024)
+    return ServerOptions(**overrides)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind before uvicorn starts, so that `--port 0` has a real port to announce."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise CsmstreamError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from csmstream.engine.factory import build_engine
+    from csmstream.server.app import create_app
+    from csmstream.voices.library import VoiceLibrary
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    settings = _settings(args)
+    options = _options(args)
+    voices = VoiceLibrary(settings.resolved_voices_dir())
+    engine = build_engine(settings, voices)
+    app = create_app(settings, engine, voices, options)
+
+    sock = _bind(settings.host, settings.port)
+    host, port = sock.getsockname()[:2]
+    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    class AnnouncingServer(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                print(
+                    f"csmstream: listening on {url} (engine {engine.name}, model {engine.model_name})",
+                    flush=True,
+                )
+
+    config = uvicorn.Config(
+        app,
+        log_level=args.log_level,
+        lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        log_config=None,  # keep the logging set up above
+    )
+    try:
+        AnnouncingServer(config).run(sockets=[sock])
+    finally:
+        sock.close()
+    return 0

@@ -1,0 +1,78 @@
+"""One synthesis over HTTP: submit up front (so refusals become proper status codes), then either stream
+the encoded audio as it is generated, or collect it all (for APIs that answer with one JSON body)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import numpy as np
+
+from csmstream.audio.encoders.base import AudioEncoder
+from csmstream.engine.base import RequestHandle
+from csmstream.engine.events import AudioChunk, Finished
+from csmstream.engine.request import SynthesisRequest
+from csmstream.errors import CsmstreamError
+from csmstream.server.context import ServerContext
+
+logger = logging.getLogger(__name__)
+
+
+class SynthesisFailed(CsmstreamError):
+    """The engine ended a request with an error after it was accepted."""
+
+
+def submit(ctx: ServerContext, request: SynthesisRequest, protocol: str) -> RequestHandle:
+    """`engine.submit`, counted; its refusals (Busy, UnknownVoice, ...) propagate to the protocol's error shape."""
+    ctx.metrics.requests.labels(protocol).inc()
+    return ctx.engine.submit(request)
+
+
+async def stream_encoded(
+    ctx: ServerContext, handle: RequestHandle, encoder: AudioEncoder
+) -> AsyncIterator[bytes]:
+    """The encoded stream, chunk by chunk. If the consumer stops (client gone), the request is cancelled.
+
+    An engine failure after the first bytes cannot change the status code any more: it is raised, which
+    aborts the response, so the client sees a broken transfer rather than a silently short file."""
+    try:
+        finished: Finished | None = None
+        async for event in handle.events():
+            if isinstance(event, AudioChunk):
+                data = encoder.encode(event.pcm)
+                if data:
+                    yield data
+            elif isinstance(event, Finished):
+                finished = event
+        assert finished is not None, "an engine event stream must end with Finished"
+        ctx.metrics.observe_finished(finished)
+        if finished.finish_reason == "error":
+            ctx.metrics.observe_error(finished.error.code if finished.error else "internal")
+            raise SynthesisFailed(f"synthesis failed: {finished.error}")
+        tail = encoder.finish()
+        if tail:
+            yield tail
+    finally:
+        handle.cancel()  # idempotent; frees the slot when the client went away mid-stream
+
+
+async def collect_pcm(ctx: ServerContext, handle: RequestHandle) -> np.ndarray:
+    """All audio of the request: (S,) float32 at the engine's sample rate; SynthesisFailed on engine error."""
+    chunks: list[np.ndarray] = []
+    try:
+        finished: Finished | None = None
+        async for event in handle.events():
+            if isinstance(event, AudioChunk):
+                chunks.append(event.pcm)
+            elif isinstance(event, Finished):
+                finished = event
+    finally:
+        handle.cancel()
+    assert finished is not None, "an engine event stream must end with Finished"
+    ctx.metrics.observe_finished(finished)
+    if finished.finish_reason == "error":
+        error = finished.error
+        if isinstance(error, CsmstreamError):
+            raise error
+        raise SynthesisFailed("synthesis failed")
+    return np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)

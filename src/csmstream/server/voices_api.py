@@ -1,0 +1,135 @@
+"""The voice library over HTTP: `GET /v1/voices`, `GET /v1/voices/{id}`, `POST /v1/voices` (multipart:
+`audio` file + `transcript`, optional `voice_id`, `name`, `speaker`), `DELETE /v1/voices/{id}`.
+
+Uploads are limited in bytes here (413, checked while reading, before anything is decoded) and in
+duration by the voice library (400). Any format `csmstream.audio.io.read_audio` reads is accepted; the
+library converts it to 24 kHz mono. Library calls touch the disk and resample, so they run in a thread.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
+from starlette.requests import ClientDisconnect
+
+from csmstream.audio.io import read_audio
+from csmstream.errors import BadRequest, CsmstreamError
+from csmstream.server.context import server_context
+
+router = APIRouter()
+
+
+class UploadTooLarge(BadRequest):
+    code = "too_large"
+
+
+def voices_error(status_code: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status_code)
+
+
+def _error_response(exc: CsmstreamError) -> JSONResponse:
+    status_code = {"unknown_voice": 404, "too_large": 413, "busy": 429, "internal": 500}.get(exc.code, 400)
+    return voices_error(status_code, exc.code, str(exc))
+
+
+@router.get("/v1/voices")
+async def list_voices(request: Request) -> dict[str, Any]:
+    voices = server_context(request).voices
+    infos = await run_in_threadpool(voices.list)
+    return {"voices": [info.to_dict() for info in infos]}
+
+
+@router.get("/v1/voices/{voice_id}")
+async def get_voice(voice_id: str, request: Request) -> JSONResponse:
+    voices = server_context(request).voices
+    try:
+        voice = await run_in_threadpool(voices.get, voice_id)
+    except CsmstreamError as exc:
+        return _error_response(exc)
+    return JSONResponse(voice.info().to_dict())
+
+
+@router.delete("/v1/voices/{voice_id}")
+async def delete_voice(voice_id: str, request: Request) -> JSONResponse:
+    voices = server_context(request).voices
+    try:
+        await run_in_threadpool(voices.delete, voice_id)
+    except CsmstreamError as exc:
+        return _error_response(exc)
+    return JSONResponse({"id": voice_id, "deleted": True})
+
+
+@router.post("/v1/voices")
+async def create_voice(request: Request) -> JSONResponse:
+    ctx = server_context(request)
+    try:
+        form = await _read_form(request, ctx.options.max_upload_bytes)
+        upload = form.get("audio")
+        if not isinstance(upload, UploadFile):
+            raise BadRequest("`audio` is required: a multipart file field with the reference recording")
+        transcript = form.get("transcript")
+        if not isinstance(transcript, str) or not transcript.strip():
+            raise BadRequest("`transcript` is required: the exact words spoken in the audio")
+        voice_id = _optional_field(form, "voice_id")
+        name = _optional_field(form, "name")
+        speaker = _speaker(form.get("speaker"))
+        data = await upload.read()
+        voice = await run_in_threadpool(_create, ctx.voices, voice_id, name, speaker, data, transcript)
+    except CsmstreamError as exc:
+        return _error_response(exc)
+    return JSONResponse(voice.info().to_dict(), status_code=201)
+
+
+def _create(voices, voice_id: str | None, name: str | None, speaker: int, data: bytes, transcript: str):
+    samples, sample_rate = read_audio(data)  # (S, C) float32; BadRequest when it is not audio
+    return voices.create(voice_id, name, speaker, [(samples, sample_rate, transcript)])
+
+
+async def _read_form(request: Request, max_bytes: int):
+    """The multipart form, refusing bodies over `max_bytes` while reading them (not after)."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise BadRequest("send the voice as multipart/form-data with an `audio` file and a `transcript`")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise UploadTooLarge(f"the upload is {int(declared)} bytes; at most {max_bytes} bytes are accepted")
+    parts: list[bytes] = []
+    num_bytes = 0
+    try:
+        async for chunk in request.stream():
+            num_bytes += len(chunk)
+            if num_bytes > max_bytes:
+                raise UploadTooLarge(f"the upload is over {max_bytes} bytes, the most accepted")
+            parts.append(chunk)
+    except ClientDisconnect:
+        raise BadRequest("the client disconnected during the upload") from None
+    body = b"".join(parts)
+
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        return await Request(request.scope, replay).form(max_files=1, max_fields=16)
+    except Exception as exc:  # malformed multipart: python-multipart / starlette raise several kinds
+        raise BadRequest(f"could not parse the multipart form: {exc}") from exc
+
+
+def _optional_field(form, key: str) -> str | None:
+    value = form.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"`{key}` must be a text field")
+    return value
+
+
+def _speaker(value: object) -> int:
+    if value is None or value == "":
+        return 0
+    if not isinstance(value, str) or not value.strip().lstrip("-").isdigit():
+        raise BadRequest(f"`speaker` must be an integer, got {value!r}")
+    return int(value)
