@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from csmstream.errors import BadRequest, CsmstreamError
 
@@ -194,23 +195,24 @@ class _ServerBackend(_Backend):
     def add(
         self, voice_id: str | None, name: str | None, speaker: int, segments: list[tuple[Path, str]]
     ) -> dict:
+        if len(segments) != 1:
+            raise BadRequest(
+                "the server takes one recording per voice; give one audio file and one --transcript"
+            )
         fields: dict[str, Any] = {"speaker": str(speaker)}
         if voice_id:
             fields["voice_id"] = voice_id
         if name:
             fields["name"] = name
-        transcripts = [text for _, text in segments]
-        fields["transcript"] = transcripts[0] if len(transcripts) == 1 else transcripts
-        files = []
-        for path, _ in segments:
-            if not path.is_file():
-                raise BadRequest(f"no such audio file: {path}")
-            files.append(("audio", (path.name, path.read_bytes(), _mime_type(path))))
+        path, fields["transcript"] = segments[0]
+        if not path.is_file():
+            raise BadRequest(f"no such audio file: {path}")
+        files = {"audio": (path.name, path.read_bytes(), _mime_type(path))}
         body = self._request("POST", "/v1/voices", data=fields, files=files)
         return body if isinstance(body, dict) else {}
 
     def delete(self, voice_id: str) -> None:
-        self._request("DELETE", f"/v1/voices/{voice_id}")
+        self._request("DELETE", f"/v1/voices/{quote(voice_id, safe='')}")
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         import httpx

@@ -13,14 +13,14 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
-import queue
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from csmstream.engine.base import EngineStats, RequestHandle, SpeechEngine
 from csmstream.engine.events import AudioChunk, Event, Finished, FinishReason, Queued, Started
 from csmstream.engine.request import FRAME_SAMPLES, SAMPLE_RATE, SynthesisRequest
 from csmstream.errors import BadRequest, Busy, CsmstreamError, TextTooLong, UnknownVoice
+
+if TYPE_CHECKING:
+    from csmstream.voices.library import VoiceLibrary
 
 log = logging.getLogger(__name__)
 
@@ -127,16 +130,22 @@ _State = Literal["queued", "running", "done"]
 
 
 class PiperRequestHandle(RequestHandle):
-    def __init__(self, request: SynthesisRequest, voice_id: str, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        request: SynthesisRequest,
+        voice_id: str,
+        loop: asyncio.AbstractEventLoop,
+        on_cancel: Callable[[PiperRequestHandle], None],
+    ) -> None:
         self.request_id = request.request_id
         self.request = request
         self.voice_id = voice_id
         self.submitted_at = time.monotonic()
         self.cancelled = threading.Event()
-        self.state: _State = "queued"  # changed only under the engine's lock
+        self.state: _State = "queued"  # changed only under the engine's condition
         self._loop = loop
         self._events: asyncio.Queue[Event] = asyncio.Queue()
-        self._on_cancel: Any = None  # set by the engine: drops the request while it waits
+        self._on_cancel = on_cancel  # the engine drops the request if it is still waiting
 
     def emit(self, event: Event) -> None:
         """From any thread. A closed loop (server gone) just drops the event."""
@@ -154,8 +163,7 @@ class PiperRequestHandle(RequestHandle):
 
     def cancel(self) -> None:
         self.cancelled.set()
-        if self._on_cancel is not None:
-            self._on_cancel(self)
+        self._on_cancel(self)
 
 
 # ---- the engine
@@ -174,9 +182,13 @@ class PiperEngine(SpeechEngine):
         max_text_chars: int = 2000,
         default_max_seconds: float = 30.0,
         length_scale: float | None = None,
+        voice_library: VoiceLibrary | None = None,
     ) -> None:
         """`voice_paths`: extra piper voices (.onnx beside its .onnx.json). The first voice is the default:
-        the shipped joe voice unless `include_default_voice=False`."""
+        the shipped joe voice unless `include_default_voice=False`.
+
+        `voice_library`: the server's voice library. Piper cannot clone a voice, so a request for a library
+        voice (what `GET /v1/voices` offers) is spoken by the default piper voice instead of refused."""
         paths = ([default_piper_voice_path()] if include_default_voice else []) + [
             Path(p) for p in voice_paths
         ]
@@ -196,11 +208,14 @@ class PiperEngine(SpeechEngine):
         self.max_text_chars = max_text_chars
         self.default_max_seconds = default_max_seconds
         self.length_scale = length_scale
+        self._voice_library = voice_library
         self._voices: dict[str, Any] = {}  # voice_id → loaded piper.PiperVoice (after start)
-        self._jobs: queue.Queue[PiperRequestHandle | None] = queue.Queue()
-        self._lock = threading.Lock()  # guards the counters and every handle's state
-        self._waiting = 0
-        self._active: PiperRequestHandle | None = None
+        # One slot: `_running` is the request being (or about to be) spoken, `_waiting` the ones behind it.
+        # The condition guards both, every handle's `state`, and `_stopping`; it wakes the worker.
+        self._wakeup = threading.Condition()
+        self._running: PiperRequestHandle | None = None
+        self._waiting: deque[PiperRequestHandle] = deque()
+        self._stopping = False
         self._worker: threading.Thread | None = None
 
     # ---- voices
@@ -224,7 +239,12 @@ class PiperEngine(SpeechEngine):
         for spec in self._specs.values():
             if voice_id == spec.model_name:
                 return spec.voice_id
-        raise UnknownVoice(f"unknown piper voice {voice_id!r}; known voices: {', '.join(self._specs)}")
+        if self._voice_library is not None and self._voice_library.has(voice_id):
+            return self.default_voice_id
+        known = f"piper voices: {', '.join(self._specs)}"
+        if self._voice_library is not None:
+            known += f"; library voices: {', '.join(self._voice_library.ids()[:8]) or 'none'}"
+        raise UnknownVoice(f"unknown voice {voice_id!r}; {known}")
 
     # ---- life cycle
 
@@ -232,28 +252,24 @@ class PiperEngine(SpeechEngine):
         if self._worker is not None:
             return
         await asyncio.to_thread(self._load_voices)
+        self._stopping = False
         self._worker = threading.Thread(target=self._work, name="piper-engine", daemon=True)
         self._worker.start()
 
     async def stop(self) -> None:
+        """Cancel everything (each request gets its `Finished('cancelled')`) and end the worker."""
         worker = self._worker
         if worker is None:
             return
-        with self._lock:
-            waiting = []
-            while True:
-                try:
-                    job = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if job is not None:
-                    waiting.append(job)
-            active = self._active
+        with self._wakeup:
+            self._stopping = True
+            waiting = list(self._waiting)
+            running = self._running
+            self._wakeup.notify_all()
         for handle in waiting:
             handle.cancel()
-        if active is not None:
-            active.cancel()
-        self._jobs.put(None)
+        if running is not None:
+            running.cancel()
         await asyncio.to_thread(worker.join, 30.0)
         self._worker = None
 
@@ -270,8 +286,8 @@ class PiperEngine(SpeechEngine):
     # ---- requests
 
     def submit(self, request: SynthesisRequest) -> RequestHandle:
-        if self._worker is None:
-            raise CsmstreamError("the piper engine is not started")
+        if self._worker is None or self._stopping:
+            raise CsmstreamError("the piper engine is not running")
         if not request.text or not request.text.strip():
             raise BadRequest("text is empty")
         if len(request.text) > self.max_text_chars:
@@ -281,63 +297,69 @@ class PiperEngine(SpeechEngine):
         if request.max_seconds is not None and request.max_seconds <= 0:
             raise BadRequest("max_seconds must be positive")
         voice_id = self.resolve_voice(request.voice_id)
-        handle = PiperRequestHandle(request, voice_id, asyncio.get_running_loop())
-        handle._on_cancel = self._cancel_waiting
-        with self._lock:
-            must_wait = self._active is not None or self._waiting > 0
-            if must_wait and self._waiting >= self.max_queue:
-                raise Busy(f"the piper engine is busy ({self._waiting} requests waiting); try again shortly")
-            self._waiting += 1
-            position = self._waiting
-            self._jobs.put(handle)
-        if must_wait:
-            handle.emit(Queued(position=position))
+        handle = PiperRequestHandle(request, voice_id, asyncio.get_running_loop(), self._cancel_waiting)
+        with self._wakeup:
+            if self._running is None and not self._waiting:
+                handle.state = "running"  # the slot is free: it is this request's from now on
+                self._running = handle
+                self._wakeup.notify_all()
+                return handle
+            if len(self._waiting) >= self.max_queue:
+                raise Busy(
+                    f"the piper engine is busy ({len(self._waiting)} requests waiting); try again shortly"
+                )
+            self._waiting.append(handle)
+            position = len(self._waiting)
+        handle.emit(Queued(position=position))
         return handle
 
     def stats(self) -> EngineStats:
-        with self._lock:
+        with self._wakeup:
             return EngineStats(
-                active_sessions=1 if self._active is not None else 0,
-                queued=self._waiting,
+                active_sessions=1 if self._running is not None else 0,
+                queued=len(self._waiting),
                 max_slots=1,
                 max_queue=self.max_queue,
                 step_ms_avg=None,
             )
 
     def _cancel_waiting(self, handle: PiperRequestHandle) -> None:
-        """A request cancelled before it started finishes now, not when the worker reaches it."""
-        with self._lock:
+        """A request cancelled before its turn finishes now, not when the worker would have reached it."""
+        with self._wakeup:
             if handle.state != "queued":
                 return  # running: the worker stops at the next sentence; done: nothing to do
             handle.state = "done"
-            self._waiting -= 1
+            self._waiting.remove(handle)
         handle.emit(Finished("cancelled", audio_seconds=0.0, ttfa_ms=None, rtf=None))
 
     # ---- the worker thread
 
     def _work(self) -> None:
         while True:
-            handle = self._jobs.get()
-            if handle is None:
-                return
-            with self._lock:
-                if handle.state != "queued":
-                    continue  # cancelled while waiting; already finished
-                handle.state = "running"
-                self._waiting -= 1
-                self._active = handle
+            with self._wakeup:
+                while self._running is None and not self._stopping:
+                    if self._waiting:
+                        self._running = self._waiting.popleft()
+                        self._running.state = "running"
+                    else:
+                        self._wakeup.wait()
+                handle = self._running
+                if handle is None:
+                    return  # stopping, nothing left to speak
             try:
-                self._synthesize(handle)
+                finished = self._synthesize(handle)
             except Exception as exc:  # a bug or a piper failure must not kill the worker
                 log.exception("piper failed on %s", handle.request_id)
                 error = exc if isinstance(exc, CsmstreamError) else CsmstreamError(f"piper failed: {exc}")
-                handle.emit(Finished("error", audio_seconds=0.0, ttfa_ms=None, rtf=None, error=error))
-            finally:
-                with self._lock:
-                    handle.state = "done"
-                    self._active = None
+                finished = Finished("error", audio_seconds=0.0, ttfa_ms=None, rtf=None, error=error)
+            # free the slot before the caller hears `Finished`: whoever reacts to it finds the engine idle
+            with self._wakeup:
+                handle.state = "done"
+                self._running = None
+            handle.emit(finished)
 
-    def _synthesize(self, handle: PiperRequestHandle) -> None:
+    def _synthesize(self, handle: PiperRequestHandle) -> Finished:
+        """Speak one request, emitting `Started` and its chunks; returns the `Finished` to send last."""
         from piper import SynthesisConfig
 
         request = handle.request
@@ -350,6 +372,8 @@ class PiperEngine(SpeechEngine):
         )
         config = SynthesisConfig(speaker_id=speaker_id, length_scale=self.length_scale, volume=OUTPUT_VOLUME)
 
+        if handle.cancelled.is_set():  # cancelled in the instant between admission and start
+            return Finished("cancelled", audio_seconds=0.0, ttfa_ms=None, rtf=None)
         started_at = time.monotonic()
         handle.emit(Started())
         num_samples = 0
@@ -381,4 +405,4 @@ class PiperEngine(SpeechEngine):
             reason = "cancelled"  # cancelled during the last sentence: the caller still asked to stop
         audio_seconds = num_samples / SAMPLE_RATE
         rtf = (time.monotonic() - started_at) / audio_seconds if audio_seconds > 0 else None
-        handle.emit(Finished(reason, audio_seconds=audio_seconds, ttfa_ms=ttfa_ms, rtf=rtf))
+        return Finished(reason, audio_seconds=audio_seconds, ttfa_ms=ttfa_ms, rtf=rtf)
