@@ -15,6 +15,7 @@ from csmstream.engine.piper_engine import (
     default_piper_voice_path,
     piper_available,
     split_sentences,
+    split_sentences_simple,
 )
 from csmstream.engine.request import FRAME_SAMPLES, SAMPLE_RATE, SynthesisRequest
 from csmstream.errors import BadRequest, Busy, CsmstreamError, TextTooLong, UnknownVoice
@@ -234,5 +235,16 @@ def test_submit_before_start_is_an_error() -> None:
         ("  ", []),
     ],
 )
-def test_split_sentences(text: str, sentences: list[str]) -> None:
-    assert split_sentences(text) == sentences
+def test_split_sentences_simple(text: str, sentences: list[str]) -> None:
+    assert split_sentences_simple(text) == sentences
+
+
+def test_split_sentences_keeps_every_word_in_order() -> None:
+    text = (
+        "Hi. This second sentence is longer, with more words! Bye? "
+        + "And then, a long one, " * 20
+        + "the end."
+    )
+    units = split_sentences(text)
+    assert len(units) >= 3 and all(unit.strip() for unit in units)
+    assert " ".join(units).split() == text.split()

@@ -17,10 +17,14 @@ from csmstream.errors import BadRequest, CsmstreamError
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("say", help="speak TEXT into a wav file (locally, or through --server)")
     p.add_argument("text", help="what to say")
-    p.add_argument("-o", "--output", default=None, help="wav file to write (default: out.wav; with --server: play)")
+    p.add_argument(
+        "-o", "--output", default=None, help="wav file to write (default: out.wav; with --server: play)"
+    )
     p.add_argument("--model", default=None, help="checkpoint directory or hub id (default: sesame/csm-1b)")
     p.add_argument("--engine", choices=["auto", "csm", "piper"], default=None, help="which speech engine")
-    p.add_argument("--server", default=None, help="stream from a running csmstream server, e.g. http://127.0.0.1:8000")
+    p.add_argument(
+        "--server", default=None, help="stream from a running csmstream server, e.g. http://127.0.0.1:8000"
+    )
     p.add_argument("--voice", default=None, help="voice id (with --server, or from the local voice library)")
     p.add_argument("--speaker", type=int, default=0, help="CSM speaker id (default 0)")
     p.add_argument(
@@ -39,7 +43,9 @@ def add_parser(subparsers) -> None:
     length = p.add_mutually_exclusive_group()
     length.add_argument("--max-frames", type=int, default=None, help="stop after N frames of 80 ms")
     length.add_argument("--max-seconds", type=float, default=None, help="stop after S seconds (default 10)")
-    p.add_argument("--dump-codes", default=None, metavar="codes.npy", help="write the codes, shape (frames, 32)")
+    p.add_argument(
+        "--dump-codes", default=None, metavar="codes.npy", help="write the codes, shape (frames, 32)"
+    )
     p.add_argument("--stream", action="store_true", help="decode and write chunks as frames arrive")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
@@ -87,7 +93,10 @@ def run_local(args: argparse.Namespace) -> int:
         ckpt = load_checkpoint(args.model or DEFAULT_MODEL, device=args.device, dtype=args.dtype)
     except CsmstreamError as exc:
         if args.engine == "auto":
-            print(f"csmstream: CSM weights not available ({str(exc).splitlines()[0]}); using piper", file=sys.stderr)
+            print(
+                f"csmstream: CSM weights not available ({str(exc).splitlines()[0]}); using piper",
+                file=sys.stderr,
+            )
             from csmstream.commands.say_piper import run_piper
 
             return run_piper(args)
@@ -127,7 +136,10 @@ def run_local(args: argparse.Namespace) -> int:
                 pcm = codec.decode_step(codes, state)[0, 0].float().cpu().numpy()
                 writer.append(pcm)
                 elapsed_ms = (time.perf_counter() - t0) * 1000
-                print(f"chunk {seq}: {len(pending)} frames, {pcm.size} samples at {elapsed_ms:.0f} ms", file=sys.stderr)
+                print(
+                    f"chunk {seq}: {len(pending)} frames, {pcm.size} samples at {elapsed_ms:.0f} ms",
+                    file=sys.stderr,
+                )
                 seq += 1
                 pending = []
 
@@ -151,7 +163,12 @@ def run_local(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - t0
     audio_seconds = len(frames) * frame_samples / codec.sample_rate
     if args.dump_codes:
-        np.save(args.dump_codes, np.stack(frames).astype(np.int64) if frames else np.zeros((0, num_codebooks), np.int64))
+        np.save(
+            args.dump_codes,
+            np.stack(frames).astype(np.int64) if frames else np.zeros((0, num_codebooks), np.int64),
+        )
     rtf = elapsed / audio_seconds if audio_seconds else float("nan")
-    print(f"wrote {output}: {len(frames)} frames, {audio_seconds:.2f} s of audio in {elapsed:.2f} s (RTF {rtf:.2f})")
+    print(
+        f"wrote {output}: {len(frames)} frames, {audio_seconds:.2f} s of audio in {elapsed:.2f} s (RTF {rtf:.2f})"
+    )
     return 0

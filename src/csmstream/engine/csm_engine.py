@@ -28,9 +28,9 @@ from csmstream.engine.events import AudioChunk, Finished, FinishReason, Queued, 
 from csmstream.engine.prefix_cache import PrefixCache
 from csmstream.engine.prompts import PromptAssembler
 from csmstream.engine.request import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, SynthesisRequest, chunk_frames_at
-from csmstream.engine.runner import ModelRunner
+from csmstream.engine.runner import ModelRunner, StepOutput
 from csmstream.engine.scheduler import PrefillChunk, Scheduler, SchedulerConfig
-from csmstream.engine.session import Phase, Session
+from csmstream.engine.session import Session
 from csmstream.errors import BadRequest, CsmstreamError, TextTooLong
 from csmstream.model.sampling import SamplingParams
 
@@ -78,7 +78,6 @@ class CsmEngine(SpeechEngine):
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.fault_injector = None  # tests: a callable(session) raising inside one session's work
 
     # ---- asyncio side --------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -175,14 +174,14 @@ class CsmEngine(SpeechEngine):
 
     def _guarded(self, session: Session, work) -> None:
         try:
-            if self.fault_injector is not None:
-                self.fault_injector(session)
             work(session)
         except CsmstreamError as exc:
             self._finish(session, "error", error=exc)
         except Exception as exc:
             log.exception("request %s failed", session.request_id)
-            self._finish(session, "error", error=CsmstreamError(f"internal error: {type(exc).__name__}: {exc}"))
+            self._finish(
+                session, "error", error=CsmstreamError(f"internal error: {type(exc).__name__}: {exc}")
+            )
 
     def _start_session(self, session: Session) -> None:
         request = session.request
@@ -210,46 +209,55 @@ class CsmEngine(SpeechEngine):
         session = chunk.session
         prompt = session.extra["prompt"]
         rows = slice(chunk.start_row, chunk.end_row)
-        self.runner.prefill(session.slot, prompt.tokens[rows], prompt.mask[rows], chunk.start_row, chunk.is_last)
+        self.runner.prefill(
+            session.slot, prompt.tokens[rows], prompt.mask[rows], chunk.start_row, chunk.is_last
+        )
         voice = session.extra.get("voice")
         if voice is not None and chunk.end_row == prompt.prefix_rows and chunk.start_row < prompt.prefix_rows:
-            self.prefix_cache.put(voice.voice_id, voice.revision, self.runner.save_prefix(session.slot, chunk.end_row))
+            self.prefix_cache.put(
+                voice.voice_id, voice.revision, self.runner.save_prefix(session.slot, chunk.end_row)
+            )
         with self._lock:
             self.scheduler.on_prefilled(chunk)
         if chunk.is_last and session.max_frames == 0:
             self._finish(session, "length")
 
     def _step(self, sessions: list[Session]) -> None:
+        t0 = time.perf_counter()
+        try:
+            out = self._run_step(sessions)
+        except Exception:
+            # A failed batched step cannot be pinned on one request: run each alone (the step rewrites the
+            # same cache rows, so a retry is safe); only those that fail alone end, with an error.
+            log.exception("batched step of %d sessions failed; retrying each alone", len(sessions))
+            for session in sessions:
+                self._guarded(session, lambda s: self._take_frame(s, self._run_step([s]), 0))
+            return
+        with self._lock:
+            self.scheduler.on_step(len(sessions), (time.perf_counter() - t0) * 1000.0)
+        for i, session in enumerate(sessions):
+            self._guarded(session, lambda s, i=i: self._take_frame(s, out, i))
+
+    def _run_step(self, sessions: list[Session]) -> StepOutput:
         slots = [s.slot for s in sessions]
         positions = [s.prompt_rows + s.num_frames for s in sessions]
         frame_indices = [s.num_frames for s in sessions]
-        t0 = time.perf_counter()
-        try:
-            if self.fault_injector is not None:
-                for s in sessions:
-                    self.fault_injector(s)
-            out = self.runner.step(slots, positions, frame_indices)
-        except Exception as exc:  # a failed batched step cannot be pinned on one request: end them all
-            log.exception("batched step failed")
-            for s in sessions:
-                self._finish(s, "error", error=CsmstreamError(f"internal error: {type(exc).__name__}: {exc}"))
+        return self.runner.step(slots, positions, frame_indices)
+
+    def _take_frame(self, session: Session, out: StepOutput, i: int) -> None:
+        """Row i of a step's output belongs to `session`: keep it, emit a chunk when one is due, or finish."""
+        if out.is_eos[i]:
+            self._finish(session, "eos")
             return
-        step_ms = (time.perf_counter() - t0) * 1000.0
-        with self._lock:
-            self.scheduler.on_step(len(sessions), step_ms)
-        for i, session in enumerate(sessions):
-            if out.is_eos[i]:
-                self._finish(session, "eos")
-                continue
-            session.num_frames += 1
-            session.extra["codes"].append(out.codes[i])
-            session.extra["pcm"].append(out.pcm[i])
-            session.extra["pending_frames"] += 1
-            schedule = session.request.chunk_schedule_frames
-            if session.extra["pending_frames"] >= chunk_frames_at(schedule, session.extra["seq"]):
-                self._emit_chunk(session)
-            if session.num_frames >= session.max_frames:
-                self._finish(session, "length")
+        session.num_frames += 1
+        session.extra["codes"].append(out.codes[i])
+        session.extra["pcm"].append(out.pcm[i])
+        session.extra["pending_frames"] += 1
+        schedule = session.request.chunk_schedule_frames
+        if session.extra["pending_frames"] >= chunk_frames_at(schedule, session.extra["seq"]):
+            self._emit_chunk(session)
+        if session.num_frames >= session.max_frames:
+            self._finish(session, "length")
 
     # ---- output --------------------------------------------------------------------------------------
     def _emit_chunk(self, session: Session) -> None:
@@ -265,7 +273,9 @@ class CsmEngine(SpeechEngine):
         if session.first_audio_at_s is None:
             session.first_audio_at_s = time.monotonic()
         if not self._push(session, chunk):
-            self._finish(session, "error", error=CsmstreamError("client too slow: audio backed up; request ended"))
+            self._finish(
+                session, "error", error=CsmstreamError("client too slow: audio backed up; request ended")
+            )
 
     def _finish(self, session: Session, reason: FinishReason, error: CsmstreamError | None = None) -> None:
         if session.extra.get("finished"):
@@ -277,7 +287,11 @@ class CsmEngine(SpeechEngine):
             self.scheduler.finish(session)  # the slot is free from here on
         now = time.monotonic()
         audio_seconds = session.num_frames * FRAME_SAMPLES / SAMPLE_RATE
-        ttfa_ms = None if session.first_audio_at_s is None else (session.first_audio_at_s - session.submitted_at_s) * 1e3
+        ttfa_ms = (
+            None
+            if session.first_audio_at_s is None
+            else (session.first_audio_at_s - session.submitted_at_s) * 1e3
+        )
         started = session.started_at_s or session.submitted_at_s
         rtf = (now - started) / audio_seconds if audio_seconds > 0 else None
         codes = np.stack(session.extra["codes"]) if session.extra.get("codes") else None

@@ -26,7 +26,9 @@ class Started:
 class AudioChunk:
     seq: int  # 0, 1, 2 ... per request
     pcm: np.ndarray  # (S,) float32 mono at the engine's sample rate
-    start_frame: int  # index of the first 80 ms frame in this chunk (CSM); sample offset / frame size otherwise
+    start_frame: (
+        int  # index of the first 80 ms frame in this chunk (CSM); sample offset / frame size otherwise
+    )
 
 
 @dataclass(frozen=True)

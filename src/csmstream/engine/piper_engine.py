@@ -74,7 +74,19 @@ _ABBREVIATION = re.compile(r"(?:\b(?:mr|mrs|ms|dr|prof|st|sr|jr|vs|etc|e\.g|i\.e
 
 
 def split_sentences(text: str) -> list[str]:
-    """Text → speakable sentences, in order, none empty. Keeps 'Dr. Smith' and 'e.g. this' together."""
+    """Text → speakable units (sentences, short ones merged, long ones cut at clauses), in order, none empty.
+
+    Uses the team's `SpeakableSplitter` (the same units the CSM path speaks) when it is installed."""
+    try:
+        from csmstream.text.splitter import SpeakableSplitter
+    except ImportError:
+        return split_sentences_simple(text)
+    splitter = SpeakableSplitter()
+    return [unit for unit in splitter.push(text) + splitter.flush() if unit.strip()]
+
+
+def split_sentences_simple(text: str) -> list[str]:
+    """Text → sentences, in order, none empty. Keeps 'Dr. Smith' and 'e.g. this' together."""
     sentences: list[str] = []
     pending = ""
     position = 0

@@ -71,7 +71,11 @@ class ModelRunner:
 
     @property
     def kv_bytes_per_slot(self) -> int:
-        return (self.cache.keys.numel() + self.cache.values.numel()) * self.cache.keys.element_size() // self.max_slots
+        return (
+            (self.cache.keys.numel() + self.cache.values.numel())
+            * self.cache.keys.element_size()
+            // self.max_slots
+        )
 
     # ---- a slot's life -------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -102,7 +106,9 @@ class ModelRunner:
         )
 
     @torch.inference_mode()
-    def prefill(self, slot: int, tokens: torch.Tensor, mask: torch.Tensor, start_row: int, is_last: bool) -> None:
+    def prefill(
+        self, slot: int, tokens: torch.Tensor, mask: torch.Tensor, start_row: int, is_last: bool
+    ) -> None:
         """Write prompt rows [start_row, start_row + T) of one slot; tokens/mask (T, 33)."""
         num_rows = tokens.shape[0]
         assert start_row + num_rows <= self.max_rows, "prompt rows exceed the slot's window"
@@ -157,7 +163,9 @@ class ModelRunner:
     @torch.inference_mode()
     def encode_audio(self, audio: np.ndarray) -> torch.Tensor:
         """(S,) float32 24 kHz → (T, K) int64 codes on the CPU."""
-        wav = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)).to(self.device)
+        wav = torch.from_numpy(np.array(audio, dtype=np.float32)).to(self.device)  # a writable copy
         codec_dtype = next(self.codec.parameters()).dtype
-        codes = self.codec.encode(wav[None, None].to(codec_dtype), num_codebooks=self.num_codebooks)  # (1, K, T)
+        codes = self.codec.encode(
+            wav[None, None].to(codec_dtype), num_codebooks=self.num_codebooks
+        )  # (1, K, T)
         return codes[0].T.cpu()

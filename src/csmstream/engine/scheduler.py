@@ -129,7 +129,9 @@ class Scheduler:
     def plan(self, now_s: float) -> StepPlan:
         plan = StepPlan()
         # 1) one prefill chunk, oldest admitted first
-        prefilling = [s for s in self._running.values() if s.phase is Phase.PREFILLING and not s.cancel_requested]
+        prefilling = [
+            s for s in self._running.values() if s.phase is Phase.PREFILLING and not s.cancel_requested
+        ]
         if prefilling:
             s = min(prefilling, key=lambda x: (x.started_at_s or 0.0, x.submitted_at_s))
             end = min(s.prompt_rows, s.prefilled_rows + self.config.prefill_chunk_rows)

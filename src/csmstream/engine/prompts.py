@@ -1,0 +1,82 @@
+"""Prompts for the engine: the voice's reference segments, the request's context turns, then the text.
+
+The reference segments form a prefix that is the same for every request in that voice, so the engine
+caches its KV state (see prefix_cache.py); `AssembledPrompt.prefix_rows` says how many rows it spans.
+Reference audio is encoded by Mimi once per voice revision and kept as codes.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from csmstream.engine.request import SynthesisRequest
+from csmstream.model.tokenizer import Segment, TextTokenizer, build_prompt
+
+
+@dataclass(frozen=True)
+class AssembledPrompt:
+    tokens: torch.Tensor  # (T, K + 1) int64
+    mask: torch.Tensor  # (T, K + 1) bool
+    prefix_rows: int  # rows [0, prefix_rows) are the voice reference (0: no voice, or it had to be trimmed)
+
+    @property
+    def num_rows(self) -> int:
+        return self.tokens.shape[0]
+
+
+class PromptAssembler:
+    def __init__(
+        self,
+        tokenizer: TextTokenizer,
+        encode: Callable[[np.ndarray], torch.Tensor],  # (S,) 24 kHz → (T, K) codes
+        max_rows: int,
+        num_codebooks: int = 32,
+        max_cached_voices: int = 32,
+    ):
+        self.tokenizer = tokenizer
+        self.encode = encode
+        self.max_rows = max_rows
+        self.num_codebooks = num_codebooks
+        self.max_cached_voices = max_cached_voices
+        self._reference_codes: OrderedDict[tuple[str, str], list[torch.Tensor]] = OrderedDict()
+
+    def reference_segments(self, voice) -> list[Segment]:
+        """The voice's references as segments carrying codes (encoded once per voice revision)."""
+        key = (voice.voice_id, voice.revision)
+        codes = self._reference_codes.get(key)
+        if codes is None:
+            codes = [self.encode(seg.audio) for seg in voice.segments]
+            self._reference_codes[key] = codes
+            while len(self._reference_codes) > self.max_cached_voices:
+                self._reference_codes.popitem(last=False)
+        self._reference_codes.move_to_end(key)
+        return [
+            Segment(voice.speaker, seg.text, codes=c) for seg, c in zip(voice.segments, codes, strict=True)
+        ]
+
+    def build(self, request: SynthesisRequest, voice) -> AssembledPrompt:
+        references = self.reference_segments(voice) if voice is not None else []
+        speaker = (
+            request.speaker if request.speaker is not None else (voice.speaker if voice is not None else 0)
+        )
+        prompt = build_prompt(
+            self.tokenizer,
+            [*references, *request.context],
+            speaker,
+            request.text,
+            self.encode,
+            max_rows=self.max_rows,
+            num_reference_segments=len(references),
+            num_codebooks=self.num_codebooks,
+        )
+        # the prefix is cacheable only when every reference segment was kept, in front
+        prefix_rows = sum(
+            len(self.tokenizer.segment_ids(s.speaker, s.text)) + s.codes.shape[0] + 1 for s in references
+        )
+        kept_all = prompt.num_context_segments >= len(references) and prefix_rows < prompt.num_rows
+        return AssembledPrompt(prompt.tokens, prompt.mask, prefix_rows if kept_all and references else 0)

@@ -1,0 +1,209 @@
+"""The continuous-batching CSM engine on a tiny random checkpoint: batching, streaming, cancel, faults."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+import torch
+
+from csmstream.engine.csm_engine import CsmEngine
+from csmstream.engine.events import AudioChunk, Finished, Queued, Started
+from csmstream.engine.request import FRAME_SAMPLES, SynthesisRequest
+from csmstream.errors import BadRequest, Busy, TextTooLong, UnknownVoice
+from csmstream.model.checkpoint import load_checkpoint
+from csmstream.model.sampling import SamplingParams
+from csmstream.voices.library import VoiceLibrary
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny_checkpoint_dir):
+    return load_checkpoint(str(tiny_checkpoint_dir), device="cpu", dtype="float32")
+
+
+@pytest.fixture()
+def voices(tmp_path):
+    return VoiceLibrary(tmp_path / "voices")
+
+
+def make_engine(checkpoint, voices, **kw) -> CsmEngine:
+    kw.setdefault("max_slots", 4)
+    kw.setdefault("max_queue", 8)
+    kw.setdefault("realtime_admission", False)
+    return CsmEngine(checkpoint, voices, **kw)
+
+
+async def collect(handle):
+    events = []
+    async for event in handle.events():
+        events.append(event)
+    return events
+
+
+def run_with_engine(engine: CsmEngine, body):
+    async def main():
+        await engine.start()
+        try:
+            return await body(engine)
+        finally:
+            await engine.stop()
+
+    return asyncio.run(main())
+
+
+def request(text="Hello there, how are you?", seed=1, frames=12, **kw) -> SynthesisRequest:
+    return SynthesisRequest(
+        text=text,
+        sampling=SamplingParams(seed=seed, temperature=0.9, topk=50),
+        max_seconds=frames * 0.08,
+        **kw,
+    )
+
+
+def finished(events) -> Finished:
+    assert isinstance(events[-1], Finished), f"the last event must be Finished, got {events[-1]!r}"
+    assert sum(isinstance(e, Finished) for e in events) == 1, "exactly one Finished"
+    return events[-1]
+
+
+def test_batched_requests_give_the_same_codes_as_each_run_alone(checkpoint, voices):
+    texts = [
+        "Hello there.",
+        "A much longer sentence to make a longer prompt, really.",
+        "Hi!",
+        "Numbers 1 2 3.",
+    ]
+
+    async def alone(engine):
+        results = []
+        for i, text in enumerate(texts):
+            results.append(finished(await collect(engine.submit(request(text, seed=10 + i)))))
+        return results
+
+    async def together(engine):
+        handles = [engine.submit(request(text, seed=10 + i)) for i, text in enumerate(texts)]
+        return [finished(e) for e in await asyncio.gather(*(collect(h) for h in handles))]
+
+    solo = run_with_engine(make_engine(checkpoint, voices), alone)
+    batched = run_with_engine(make_engine(checkpoint, voices), together)
+    for a, b in zip(solo, batched, strict=True):
+        assert a.finish_reason == b.finish_reason == "length"
+        assert a.codes is not None and a.codes.shape == (12, checkpoint.config.num_codebooks)
+        np.testing.assert_array_equal(a.codes, b.codes)
+    assert not np.array_equal(solo[0].codes, solo[1].codes), "different requests must not share codes"
+
+
+def test_streamed_chunks_follow_the_schedule_and_equal_the_whole_decode(checkpoint, voices):
+    async def body(engine):
+        return await collect(engine.submit(request(frames=20, chunk_schedule_frames=(2, 4, 8))))
+
+    events = run_with_engine(make_engine(checkpoint, voices), body)
+    assert isinstance(events[0], Started)
+    chunks = [e for e in events if isinstance(e, AudioChunk)]
+    assert [c.seq for c in chunks] == list(range(len(chunks)))
+    assert [c.pcm.size // FRAME_SAMPLES for c in chunks] == [2, 4, 8, 6]  # 20 frames: 2+4+8, then the tail
+    done = finished(events)
+    assert done.audio_seconds == pytest.approx(20 * 0.08)
+    assert done.ttfa_ms is not None and done.ttfa_ms > 0 and done.rtf is not None
+    streamed = np.concatenate([c.pcm for c in chunks])
+    with torch.inference_mode():
+        whole = checkpoint.codec.decode(torch.from_numpy(done.codes.T[None].copy()))[0, 0].numpy()
+    rms = float(np.sqrt(np.mean(whole**2)))
+    assert rms > 0, "random codes must decode to non-silent audio"
+    assert np.max(np.abs(streamed - whole)) <= 1e-4 * rms
+
+
+def test_cancel_frees_the_slot_and_finishes_cancelled(checkpoint, voices):
+    async def body(engine):
+        handle = engine.submit(request(frames=2000))
+        events = []
+        async for event in handle.events():
+            events.append(event)
+            if isinstance(event, AudioChunk):
+                handle.cancel()
+        for _ in range(100):
+            if engine.stats().active_sessions == 0:
+                break
+            await asyncio.sleep(0.01)
+        return events, engine.stats()
+
+    events, stats = run_with_engine(make_engine(checkpoint, voices), body)
+    assert finished(events).finish_reason == "cancelled"
+    assert stats.active_sessions == 0 and stats.queued == 0
+
+
+def test_queue_positions_then_busy_when_the_queue_is_full(checkpoint, voices):
+    async def body(engine):
+        first = engine.submit(request(frames=40))
+        second = engine.submit(request(frames=4))
+        with pytest.raises(Busy):
+            engine.submit(request(frames=4))
+        first_events, second_events = await asyncio.gather(collect(first), collect(second))
+        return first_events, second_events, engine.stats()
+
+    engine = make_engine(checkpoint, voices, max_slots=1, max_queue=1)
+    first_events, second_events, stats = run_with_engine(engine, body)
+    assert finished(first_events).finish_reason == "length"
+    assert any(isinstance(e, Queued) and e.position == 1 for e in second_events), second_events[:3]
+    assert finished(second_events).finish_reason == "length"
+    assert stats.active_sessions == 0 and stats.queued == 0
+
+
+def test_a_fault_in_one_request_ends_only_that_request(checkpoint, voices):
+    engine = make_engine(checkpoint, voices)
+    real_step = engine.runner.step
+    doomed_slots = set()
+
+    def failing_step(slots, positions, frame_indices):
+        # the device step fails whenever the doomed request is in the batch, after its third frame
+        for slot, frame_index in zip(slots, frame_indices, strict=True):
+            if slot in doomed_slots and frame_index >= 3:
+                raise RuntimeError("injected fault")
+        return real_step(slots, positions, frame_indices)
+
+    engine.runner.step = failing_step
+
+    async def body(engine):
+        handles = [engine.submit(request("BOOM goes this one", frames=30)), engine.submit(request(frames=10))]
+        while engine.scheduler.num_active < 1:
+            await asyncio.sleep(0.001)
+        doomed_slots.add(0)  # the first request admitted takes slot 0
+        return await asyncio.gather(*(collect(h) for h in handles)), engine.stats()
+
+    (bad, good), stats = run_with_engine(engine, body)
+    assert finished(bad).finish_reason == "error" and "injected fault" in str(finished(bad).error)
+    assert finished(good).finish_reason == "length"
+    assert finished(good).audio_seconds == pytest.approx(10 * 0.08)
+    assert stats.active_sessions == 0
+
+
+def test_bad_requests_are_refused_up_front(checkpoint, voices):
+    async def body(engine):
+        with pytest.raises(BadRequest, match="empty"):
+            engine.submit(SynthesisRequest(text="   "))
+        with pytest.raises(TextTooLong):
+            engine.submit(SynthesisRequest(text="x" * 5000))
+        with pytest.raises(UnknownVoice):
+            engine.submit(SynthesisRequest(text="hi", voice_id="nobody"))
+        return engine.stats()
+
+    stats = run_with_engine(make_engine(checkpoint, voices, max_text_chars=1000), body)
+    assert stats.active_sessions == 0 and stats.queued == 0
+
+
+def test_voice_prefix_cache_is_reused_and_gives_the_same_codes(checkpoint, tmp_path):
+    voices = VoiceLibrary(tmp_path / "v")
+    t = np.arange(24000 * 2) / 24000
+    audio = (0.3 * np.sin(2 * np.pi * 220 * t) * np.sin(2 * np.pi * 3 * t)).astype(np.float32)
+    voices.create("alice", "Alice", 1, [(audio, 24000, "This is how I sound.")])
+
+    async def body(engine):
+        first = finished(await collect(engine.submit(request(voice_id="alice", seed=5))))
+        misses_after_first = engine.prefix_cache.misses
+        second = finished(await collect(engine.submit(request(voice_id="alice", seed=5))))
+        return first, second, misses_after_first, engine.prefix_cache
+
+    first, second, misses, cache = run_with_engine(make_engine(checkpoint, voices), body)
+    assert misses == 1 and cache.hits == 1 and len(cache) == 1
+    np.testing.assert_array_equal(first.codes, second.codes)
