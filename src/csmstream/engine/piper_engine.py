@@ -396,8 +396,11 @@ class PiperEngine(SpeechEngine):
             if handle.cancelled.is_set():
                 reason = "cancelled"
                 break
-            # piper may split a sentence further (its phonemizer has its own sentence ends)
+            # piper may split a unit further (its phonemizer has its own sentence ends): one chunk per piece
             for piece in voice.synthesize(sentence, syn_config=config):
+                if handle.cancelled.is_set():
+                    reason = "cancelled"
+                    break
                 pcm = resample(piece.audio_float_array, piece.sample_rate, SAMPLE_RATE)  # (S,) float32 24 kHz
                 pcm = np.clip(pcm, -1.0, 1.0)
                 if num_samples + pcm.shape[0] > max_samples:
@@ -411,7 +414,7 @@ class PiperEngine(SpeechEngine):
                     num_samples += pcm.shape[0]
                 if reason == "length":
                     break
-            if reason == "length":
+            if reason != "eos":
                 break
         if reason == "eos" and handle.cancelled.is_set():
             reason = "cancelled"  # cancelled during the last sentence: the caller still asked to stop
