@@ -34,7 +34,12 @@ def build_csm_engine(settings: Settings, voices) -> SpeechEngine:
 def build_piper_engine(settings: Settings, voices) -> SpeechEngine:
     from csmstream.engine.piper_engine import PiperEngine
 
-    return PiperEngine(max_queue=settings.max_queue, max_text_chars=settings.max_text_chars)
+    return PiperEngine(
+        max_queue=settings.max_queue,
+        max_text_chars=settings.max_text_chars,
+        default_max_seconds=settings.default_max_seconds,
+        voice_library=voices,
+    )
 
 
 def build_engine(settings: Settings, voices) -> SpeechEngine:
