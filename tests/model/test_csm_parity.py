@@ -98,3 +98,44 @@ def test_greedy_frames_match_transformers_generate(tiny_pair):
     assert expected.shape == (num_frames, 32), f"transformers stopped early: {tuple(expected.shape)}"
     assert len(set(actual[:, 0].tolist())) > 1, "codebook 0 never changes: the test would prove little"
     assert torch.equal(actual, expected)
+
+
+@torch.no_grad()
+def test_backbone_matches_transformers_far_into_the_sequence(tiny_pair):
+    """Rows at positions ~1500, where Llama-3 RoPE scaling of the low frequencies matters."""
+    ours, theirs = tiny_pair
+    tokens, mask = _mixed_rows(seed=6)
+    embeds = ours.embed_rows(tokens, mask)
+    start = 1500
+    positions = torch.arange(start, start + embeds.shape[1])[None]
+    expected = theirs(inputs_embeds=embeds, position_ids=positions).logits
+    actual = ours.codebook0_logits(ours.backbone_forward(embeds, None, None, torch.tensor([start])))
+    assert (actual - expected).abs().max() < TOLERANCE
+
+
+def test_llama3_rope_frequencies_match_transformers():
+    """CSM-1B's real settings (head_dim 64 backbone, 128 depth decoder), against transformers' own function."""
+    from transformers import CsmConfig as TheirConfig
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    from csmstream.model.csm_config import RopeConfig
+    from csmstream.model.llama import rope_inverse_frequencies
+
+    rope = {
+        "rope_type": "llama3",
+        "rope_theta": 500000.0,
+        "factor": 32.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 2048,
+    }
+    for head_dim in (64, 128):
+        config = TheirConfig(
+            hidden_size=head_dim * 4, num_attention_heads=4, head_dim=head_dim, rope_parameters=rope
+        )
+        expected, _ = ROPE_INIT_FUNCTIONS["llama3"](config, torch.device("cpu"))
+        actual = rope_inverse_frequencies(RopeConfig.from_dict({"rope_parameters": rope}, "test"), head_dim)
+        assert torch.allclose(actual, expected, rtol=1e-6, atol=0), f"head_dim {head_dim}"
+        assert not torch.allclose(actual, 1 / 500000.0 ** (torch.arange(0, head_dim, 2) / head_dim)), (
+            "unscaled"
+        )

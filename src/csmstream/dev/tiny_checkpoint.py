@@ -26,7 +26,13 @@ def write_tiny_checkpoint(directory: str | Path, seed: int = 0) -> TinyCheckpoin
     """A random CSM (2-layer backbone and depth decoder, real vocabularies) + tiny Mimi + tiny tokenizer."""
     tokenizer = build_tiny_tokenizer()
     text_vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
-    config_dict = tiny_csm_config(text_vocab_size)
+    special_ids = {
+        "bos": tokenizer.token_to_id("<|begin_of_text|>"),
+        "pad": tokenizer.token_to_id("<|AUDIO|>"),  # csm-1b pads with its audio token too
+        "audio": tokenizer.token_to_id("<|AUDIO|>"),
+        "audio_eos": tokenizer.token_to_id("<|audio_eos|>"),
+    }
+    config_dict = tiny_csm_config(text_vocab_size, special_ids)
     model = build_tiny_model(config_dict, seed=seed)
     codec = Mimi(MimiConfig.from_dict(config_dict["codec_config"])).eval()
     random_init_codec_(codec, seed=seed + 1)

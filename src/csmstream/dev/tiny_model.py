@@ -22,8 +22,13 @@ _LLAMA3_ROPE = {
 }
 
 
-def tiny_csm_config(text_vocab_size: int) -> dict[str, Any]:
-    """A transformers-format CSM `config.json` dict: real vocabularies and RoPE, 2-layer stacks, dims 64 / 48."""
+def tiny_csm_config(text_vocab_size: int, special_ids: dict[str, int | None] | None = None) -> dict[str, Any]:
+    """A transformers-format CSM `config.json` dict: real vocabularies and RoPE, 2-layer stacks, dims 64 / 48.
+
+    `special_ids` (bos/pad/audio/audio_eos token ids of the tokenizer) only matter to transformers' processor
+    path; our code finds special tokens by name.
+    """
+    special_ids = {"bos": None, "pad": None, "audio": None, "audio_eos": None, **(special_ids or {})}
     backbone_dim = 64
     return {
         "architectures": ["CsmForConditionalGeneration"],
@@ -46,11 +51,10 @@ def tiny_csm_config(text_vocab_size: int) -> dict[str, Any]:
         "tie_codebooks_embeddings": True,
         "codebook_eos_token_id": 0,
         "codebook_pad_token_id": 2050,
-        # transformers' defaults; they sit outside the tiny text vocabulary and no code here uses them
-        "bos_token_id": 128000,
-        "pad_token_id": 128002,
-        "audio_token_id": 128002,
-        "audio_eos_token_id": 128003,
+        "bos_token_id": special_ids["bos"],
+        "pad_token_id": special_ids["pad"],
+        "audio_token_id": special_ids["audio"],
+        "audio_eos_token_id": special_ids["audio_eos"],
         "depth_decoder_config": {
             "model_type": "csm_depth_decoder_model",
             "num_codebooks": 32,
