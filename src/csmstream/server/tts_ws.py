@@ -143,12 +143,17 @@ class TtsConnection:
         request_id = raw_id if isinstance(raw_id, str) else None
         try:
             handler(msg)
-        except CsmstreamError as exc:
+        except Exception as exc:
+            if isinstance(exc, CsmstreamError):
+                code, text = exc.code, str(exc)
+            else:  # a bug must cost one request, not the connection
+                logger.exception("handling a %r message failed", kind)
+                code, text = "internal", f"internal error: {type(exc).__name__}"
             live = self._requests.get(request_id) if request_id is not None and kind not in _OPENERS else None
             if live is not None:
-                live.abort(exc.code, str(exc))  # an error naming a live request ends it (see ws_request)
+                live.abort(code, text)  # an error naming a live request ends it (see ws_request)
             else:
-                self._send_error(exc.code, str(exc), request_id)
+                self._send_error(code, text, request_id)
 
     def _on_synthesize(self, msg: dict[str, Any]) -> None:
         text = parse_text(msg.get("text"))

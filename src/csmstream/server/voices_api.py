@@ -76,6 +76,8 @@ async def create_voice(request: Request) -> JSONResponse:
             raise BadRequest("`transcript` is required: the exact words spoken in the audio")
         voice_id = _optional_field(form, "voice_id")
         name = _optional_field(form, "name")
+        if voice_id is None and name is None:
+            raise BadRequest("give the voice a `name` (its id is made from it) or a `voice_id`")
         speaker = _speaker(form.get("speaker"))
         data = await upload.read()
         voice = await run_in_threadpool(_create, ctx.voices, voice_id, name, speaker, data, transcript)
