@@ -138,6 +138,7 @@ def test_trimming_keeps_references_then_newest_turns_whole(checkpoint):
         tokenizer, [reference, *turns], 0, "Say this", encoder, max_rows=budget, num_reference_segments=1
     )
     assert prompt.num_context_segments == 3 and prompt.num_dropped_segments == 3
+    assert prompt.num_references_kept == 1 and prompt.reference_rows == _rows_of(tokenizer, reference)
     assert prompt.num_rows <= budget
     # the order is: reference, turn 3, turn 4, target; check by the text tokens of each segment's first row
     text_ids = prompt.tokens[prompt.mask[:, 32], 32].tolist()
@@ -145,6 +146,19 @@ def test_trimming_keeps_references_then_newest_turns_whole(checkpoint):
     expected = ["[0]reference voice", "[1]turn number 3", "[0]turn number 4", "[0]Say this"]
     assert texts == [t + "<|end_of_text|>" for t in expected]
     assert encoder.calls == 4, "older turns than the first one that did not fit must not be encoded"
+
+
+def test_a_reference_that_does_not_fit_is_dropped_and_the_prefix_says_so(checkpoint):
+    tokenizer = checkpoint.tokenizer
+    long_reference = Segment(0, "long", _audio(40 * FRAME_SAMPLES, 4))
+    short_reference = Segment(0, "short", _audio(2 * FRAME_SAMPLES, 5))
+    turn = Segment(1, "turn", _audio(2 * FRAME_SAMPLES, 6))
+    budget = 30 + len(tokenizer.segment_ids(0, "Hi"))
+    prompt = build_prompt(
+        tokenizer, [long_reference, short_reference, turn], 0, "Hi", _CountingEncoder(), budget, 2
+    )
+    assert prompt.num_references_kept == 1 and prompt.num_context_segments == 2
+    assert prompt.reference_rows == _rows_of(tokenizer, short_reference)
 
 
 def test_text_alone_too_long_is_an_error_and_empty_text_is_rejected(checkpoint):

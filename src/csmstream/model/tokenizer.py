@@ -84,6 +84,8 @@ class Prompt:
     mask: torch.Tensor  # (T, K + 1) bool
     num_context_segments: int  # context segments kept
     num_dropped_segments: int  # context segments dropped to fit `max_rows`
+    num_references_kept: int = 0  # of the `num_reference_segments` voice references
+    reference_rows: int = 0  # rows [0, reference_rows) come from the kept references (a cacheable prefix)
 
     @property
     def num_rows(self) -> int:
@@ -222,4 +224,6 @@ def build_prompt(
         mask=torch.cat([p[1] for p in parts]),
         num_context_segments=len(parts) - 1,
         num_dropped_segments=len(context) - (len(parts) - 1),
+        num_references_kept=len(references),
+        reference_rows=sum(r[0].shape[0] for r in references),
     )
