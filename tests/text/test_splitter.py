@@ -99,10 +99,19 @@ def test_without_clause_marks_cuts_between_words():
     assert " ".join(units).split() == text.split(), "no word may be cut"
 
 
-def test_a_word_longer_than_the_limit_stays_whole():
+def test_a_url_within_the_limit_is_never_cut():
+    url = "https://example.com/some/path?query=1&x=2"
+    text = f"Please see the page at {url} for more details about it"
+    units = split_all(text, min_chars=5, max_chars=len(url) + 2)
+    assert url in units, units
+
+
+def test_only_a_word_longer_than_the_limit_is_cut_inside():
     url = "https://example.com/" + "x" * 80
     units = split_all(f"see {url} now and then again", min_chars=5, max_chars=30)
-    assert any(url in u for u in units), units
+    assert all(len(u) <= 30 for u in units), units
+    assert "".join(units).replace(" ", "") == f"see {url} now and then again".replace(" ", "")
+    assert units[0] == "see", "the words before the long one stay whole"
 
 
 def test_first_unit_is_released_before_the_end():
@@ -198,8 +207,13 @@ CONFIGS = [dict(min_chars=0, max_chars=200), dict(min_chars=20, max_chars=200), 
            dict(min_chars=1, max_chars=12), dict(min_chars=30, max_chars=60)]  # fmt: skip
 
 
-def word_ends(unit: str) -> list[int]:
-    return [p for p in range(1, len(unit)) if unit[p].isspace() and not unit[p - 1].isspace()]
+def cut_positions(text: str, units: list[str]) -> list[int]:
+    """Where in `text` each unit but the last ends (units are stripped substrings, in order)."""
+    positions, start = [], 0
+    for unit in units:
+        start = text.index(unit, start) + len(unit)
+        positions.append(start)
+    return positions[:-1]
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"min{c['min_chars']}-max{c['max_chars']}")
@@ -214,10 +228,14 @@ def test_units_do_not_depend_on_chunking(config):
             assert split_all(text, chunks, **config) == reference, f"{style} chunking of {text!r}"
         # nothing is lost or invented
         assert "".join("".join(reference).split()) == "".join(text.split())
-        # every unit but the last is long enough; a unit is too long only if it could not be cut
-        assert all(len(u) >= config["min_chars"] for u in reference[:-1]), reference
-        for unit in reference:
-            if len(unit) > config["max_chars"]:
-                cuts = [p for p in word_ends(unit) if config["min_chars"] <= p <= config["max_chars"]]
-                assert not cuts, f"{unit!r} could have been cut at a word break"
-        assert all(u == u.strip() and u for u in reference)
+        # a unit is short only when the next word would not have fitted under max_chars
+        for unit, position in zip(reference, cut_positions(text, reference), strict=False):
+            if len(unit) < config["min_chars"]:
+                next_word = text[position:].split()[0]
+                assert len(unit) + 1 + len(next_word) > config["max_chars"], f"{unit!r} is needlessly short"
+        # no unit is too long; only words longer than the limit are cut inside
+        assert all(0 < len(u) <= config["max_chars"] and u == u.strip() for u in reference), reference
+        for position in cut_positions(text, reference):
+            if text[position - 1] != "—" and not text[position].isspace():
+                word = text[:position].split()[-1] + text[position:].split()[0]
+                assert len(word) > config["max_chars"], f"{word!r} was cut in {reference}"

@@ -9,7 +9,8 @@
 
 A unit is one sentence, or several short ones merged (a unit shorter than `min_chars` makes speech
 stutter), or, when a sentence runs past `max_chars`, a clause of it (cut at , ; : or a dash, else
-between words). The first unit is released as soon as it is complete.
+between words). No unit is longer than `max_chars`: only a single word longer than that (a giant URL)
+is ever cut inside. The first unit is released as soon as it is complete.
 
 The result does not depend on how the text is chunked (token by token, character by character, all
 at once): `boundaries.scan` only reports cuts that no later text can change, and `_next_unit` only
@@ -103,25 +104,23 @@ class SpeakableSplitter:
                 best = cut.end
         if best is not None:
             return best
-        # 4. ... else the last word break within [min_chars, max_chars] ...
-        best = None
-        for word_end in _word_ends(text):
-            if word_end > self.max_chars:
-                # 5. ... else keep a word longer than the limit whole (a URL): cut after it
-                return best if best is not None else word_end
-            if word_end >= self.min_chars:
-                best = word_end
-        if best is not None:
-            return best
-        return len(text) if final else None  # no word break yet: wait for one
+        # 4. ... else the last word break within [min_chars, max_chars], else any last word break
+        #    (a short unit, but whole words) ...
+        word_ends = [end for end in _word_ends(text, self.max_chars)]
+        in_range = [end for end in word_ends if end >= self.min_chars]
+        if in_range or word_ends:
+            return (in_range or word_ends)[-1]
+        # 5. ... else the first word alone is longer than max_chars (a long URL, a hash): cut it at the
+        #    limit, so that no unit is ever longer than max_chars
+        return self.max_chars
 
 
 def _unit_length(text: str, end: int) -> int:
     return len(text[:end].rstrip())
 
 
-def _word_ends(text: str):
-    """Positions where a whitespace run begins (the length of the text before it), in order."""
-    for position in range(1, len(text)):
+def _word_ends(text: str, limit: int):
+    """Positions <= limit where a whitespace run begins (= the length of the text before it), in order."""
+    for position in range(1, min(len(text), limit + 1)):
         if text[position].isspace() and not text[position - 1].isspace():
             yield position
