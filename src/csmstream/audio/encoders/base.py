@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from csmstream.audio.pcm import as_mono_float32
+from csmstream.errors import BadRequest
 
 
 class AudioEncoder(ABC):
@@ -25,8 +26,6 @@ class AudioEncoder(ABC):
 
     def __init__(self, sample_rate: int) -> None:
         if sample_rate <= 0:
-            from csmstream.errors import BadRequest
-
             raise BadRequest(f"sample rate must be positive, got {sample_rate}")
         self.sample_rate = sample_rate
         self.num_samples_in = 0
