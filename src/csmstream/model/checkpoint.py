@@ -97,7 +97,7 @@ def _download(repo_id: str, progress: bool) -> Path:
         from tqdm.auto import tqdm
 
         class _Silent(tqdm):  # type: ignore[misc, valid-type]
-            def __init__(self, *args, **kw):  # noqa: ANN002, ANN003 - tqdm's signature
+            def __init__(self, *args, **kw):
                 kw["disable"] = True
                 super().__init__(*args, **kw)
 
@@ -170,7 +170,7 @@ def _tensors(files: list[Path]) -> Iterator[tuple[str, torch.Tensor]]:
     for file in files:
         try:
             with safe_open(str(file), framework="pt", device="cpu") as f:
-                for name in f.keys():  # noqa: SIM118 - safe_open is not a dict
+                for name in f.keys():
                     yield name, f.get_tensor(name)
         except Exception as exc:  # safetensors raises its own SafetensorError for broken files
             raise CheckpointError(f"cannot read {file} ({exc}); the file is corrupt or incomplete") from exc

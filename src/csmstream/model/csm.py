@@ -44,7 +44,7 @@ class CsmModel(nn.Module):
             persistent=False,
         )
 
-    def _apply(self, fn, recurse=True):  # noqa: ANN001 - nn.Module's signature
+    def _apply(self, fn, recurse=True):  # nn.Module's signature
         # integer offsets survive `.to(dtype)` but not `to_empty`: rebuild them on the new device
         module = super()._apply(fn, recurse)
         device = self.audio_id_offsets.device

@@ -61,7 +61,7 @@ class RotaryEmbedding(nn.Module):
         self.head_dim = head_dim
         self.register_buffer("inv_freq", rope_inverse_frequencies(rope, head_dim), persistent=False)
 
-    def _apply(self, fn, recurse=True):  # noqa: ANN001 - nn.Module's signature
+    def _apply(self, fn, recurse=True):  # nn.Module's signature
         # `.to(bfloat16)` would round the frequencies and `to_empty` would leave garbage: recompute them
         # in float32 on whatever device the module went to.
         module = super()._apply(fn, recurse)
@@ -145,7 +145,7 @@ class Block(nn.Module):
         self.mlp_norm = RMSNorm(config.dim, config.norm_eps)
         self.mlp = FeedForward(config)
 
-    def forward(self, x: torch.Tensor, **attention_args) -> torch.Tensor:  # noqa: ANN003 - passed through
+    def forward(self, x: torch.Tensor, **attention_args) -> torch.Tensor:
         x = x + self.attention(self.attn_norm(x), **attention_args)
         return x + self.mlp(self.mlp_norm(x))
 
