@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+
+# Tests run tiny models: on a small shared machine extra torch threads only add contention (a tiny frame took
+# 0.64 s with the default threads and 24 ms with one). Server processes started by tests get it from the
+# environment.
+torch.set_num_threads(1)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")

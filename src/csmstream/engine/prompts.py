@@ -74,9 +74,7 @@ class PromptAssembler:
             num_reference_segments=len(references),
             num_codebooks=self.num_codebooks,
         )
-        # the prefix is cacheable only when every reference segment was kept, in front
-        prefix_rows = sum(
-            len(self.tokenizer.segment_ids(s.speaker, s.text)) + s.codes.shape[0] + 1 for s in references
-        )
-        kept_all = prompt.num_context_segments >= len(references) and prefix_rows < prompt.num_rows
-        return AssembledPrompt(prompt.tokens, prompt.mask, prefix_rows if kept_all and references else 0)
+        # the prefix is cacheable only when every reference segment was kept (they are always in front)
+        all_kept = references and prompt.num_references_kept == len(references)
+        prefix_rows = prompt.reference_rows if all_kept and prompt.reference_rows < prompt.num_rows else 0
+        return AssembledPrompt(prompt.tokens, prompt.mask, prefix_rows)
