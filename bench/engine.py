@@ -106,7 +106,7 @@ async def main_async(args) -> None:
             state_bytes = sum(t.numel() * t.element_size() for t in runner.decoder_state.tensors.values())
             per_slot = (
                 runner.kv_bytes_per_slot
-                + state_bytes // runner.max_slots
+                + state_bytes // runner.decoder_state.batch_size
                 + runner.hidden[0].numel() * runner.hidden.element_size()
             )
             model_bytes = tensor_bytes(ckpt.model) + tensor_bytes(ckpt.codec)

@@ -207,3 +207,30 @@ def test_voice_prefix_cache_is_reused_and_gives_the_same_codes(checkpoint, tmp_p
     first, second, misses, cache = run_with_engine(make_engine(checkpoint, voices), body)
     assert misses == 1 and cache.hits == 1 and len(cache) == 1
     np.testing.assert_array_equal(first.codes, second.codes)
+
+
+def test_padding_batches_to_compile_buckets_changes_no_code(checkpoint, voices):
+    """CUDA runs pad a batch up to a bucket size with rows of a scratch slot; the real rows must not notice."""
+    texts = ["One.", "Two words.", "Three little words."]
+
+    async def together(engine):
+        handles = [engine.submit(request(text, seed=20 + i, frames=6)) for i, text in enumerate(texts)]
+        return [finished(e).codes for e in await asyncio.gather(*(collect(h) for h in handles))]
+
+    plain = run_with_engine(make_engine(checkpoint, voices), together)
+    padded_engine = make_engine(checkpoint, voices)
+    padded_engine.runner.pad_to_buckets = True
+    seen_batches = []
+    real_frame_fn = padded_engine.runner._frame_fn
+
+    def spy(slot_ids, *args):
+        seen_batches.append(slot_ids.shape[0])
+        return real_frame_fn(slot_ids, *args)
+
+    padded_engine.runner._frame_fn = spy
+    padded = run_with_engine(padded_engine, together)
+    assert 4 in seen_batches and 3 not in seen_batches, (
+        f"3 streams must run as a padded batch of 4: {seen_batches}"
+    )
+    for a, b in zip(plain, padded, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -33,6 +33,15 @@ class StepOutput:
     is_eos: np.ndarray  # (B,) bool: the frame was all zeros, the end of the utterance (its pcm is not audio)
 
 
+def batch_buckets(max_slots: int) -> tuple[int, ...]:
+    """Batch sizes a compiled step is specialised for: powers of two, then max_slots."""
+    sizes, b = [], 1
+    while b < max_slots:
+        sizes.append(b)
+        b *= 2
+    return (*sizes, max_slots)
+
+
 def compile_enabled(requested: bool, device: torch.device) -> bool:
     """torch.compile only on CUDA, and only when neither the settings nor CSMSTREAM_NO_COMPILE=1 turn it off."""
     return requested and device.type == "cuda" and os.environ.get("CSMSTREAM_NO_COMPILE", "0") != "1"
@@ -46,6 +55,7 @@ class ModelRunner:
         max_slots: int,
         max_rows: int,
         compile: bool = False,
+        pad_to_buckets: bool | None = None,
     ):
         param = next(model.parameters())
         self.device = param.device
@@ -55,18 +65,25 @@ class ModelRunner:
         self.max_slots = max_slots
         self.max_rows = max_rows
         self.num_codebooks = model.config.num_codebooks
+        compiled = compile_enabled(compile, self.device)
+        # A compiled step is specialised per batch size: pad batches up to a few bucket sizes with rows of a
+        # scratch slot (index max_slots, never given to a session) instead of compiling for every size.
+        self.pad_to_buckets = compiled if pad_to_buckets is None else pad_to_buckets
+        self.buckets = batch_buckets(max_slots)
+        self.scratch_slot = max_slots
+        num_rows = max_slots + 1  # + the scratch slot
         # 1. buffers, allocated once
-        self.cache = model.new_kv_cache(max_slots, max_rows, device=self.device, dtype=self.dtype)
+        self.cache = model.new_kv_cache(num_rows, max_rows, device=self.device, dtype=self.dtype)
         hidden_dim = model.config.backbone.dim
-        self.hidden = torch.zeros(max_slots, hidden_dim, device=self.device, dtype=self.dtype)  # (N, D)
-        self.temperature = torch.ones(max_slots, device=self.device)
-        self.topk = torch.ones(max_slots, dtype=torch.int64, device=self.device)
-        self.greedy = torch.zeros(max_slots, dtype=torch.bool, device=self.device)
-        self.seed = torch.zeros(max_slots, dtype=torch.int64, device=self.device)
-        self.decoder_state = codec.new_decoder_state(max_slots, device=self.device)
-        # 2. the per-frame function, compiled on CUDA (static shapes per batch size and kv bucket)
+        self.hidden = torch.zeros(num_rows, hidden_dim, device=self.device, dtype=self.dtype)  # (N, D)
+        self.temperature = torch.ones(num_rows, device=self.device)
+        self.topk = torch.ones(num_rows, dtype=torch.int64, device=self.device)
+        self.greedy = torch.zeros(num_rows, dtype=torch.bool, device=self.device)
+        self.seed = torch.zeros(num_rows, dtype=torch.int64, device=self.device)
+        self.decoder_state = codec.new_decoder_state(num_rows, device=self.device)
+        # 2. the per-frame function, compiled on CUDA (static shapes per batch bucket and kv bucket)
         self._frame_fn = self._make_frame
-        if compile_enabled(compile, self.device):
+        if compiled:
             self._frame_fn = torch.compile(self._make_frame, dynamic=False)
 
     @property
@@ -87,7 +104,7 @@ class ModelRunner:
         self.topk[slot] = sampling.topk
         self.greedy[slot] = sampling.greedy
         self.seed[slot] = sampling.seed
-        mask = torch.zeros(self.max_slots, dtype=torch.bool, device=self.device)
+        mask = torch.zeros(self.max_slots + 1, dtype=torch.bool, device=self.device)
         mask[slot] = True
         self.decoder_state.reset(mask)
 
@@ -125,13 +142,20 @@ class ModelRunner:
     def step(self, slots: list[int], positions: list[int], frame_indices: list[int]) -> StepOutput:
         """One frame for each slot in `slots`; `positions[i]` is the row its new frame takes in the cache."""
         assert slots and len(slots) == len(positions) == len(frame_indices), "one position per slot"
+        batch = len(slots)
+        if self.pad_to_buckets:
+            padded = next(b for b in self.buckets if b >= batch)
+            pad = padded - batch
+            slots = [*slots, *([self.scratch_slot] * pad)]
+            positions = [*positions, *([0] * pad)]
+            frame_indices = [*frame_indices, *([0] * pad)]
         slot_ids = torch.tensor(slots, device=self.device)
         pos = torch.tensor(positions, device=self.device)
         frame_index = torch.tensor(frame_indices, device=self.device)
         kv_len = self._kv_len(max(positions) + 1)
         codes, pcm = self._frame_fn(slot_ids, pos, frame_index, kv_len)
-        codes_host = codes.cpu().numpy()  # the step's one host sync
-        pcm_host = pcm.float().cpu().numpy()
+        codes_host = codes[:batch].cpu().numpy()  # the step's one host sync
+        pcm_host = pcm[:batch].float().cpu().numpy()
         return StepOutput(codes=codes_host, pcm=pcm_host, is_eos=~codes_host.any(axis=1))
 
     def _make_frame(
