@@ -71,13 +71,18 @@ def test_encode_codes_identical_to_transformers(pair_name, request):
     assert torch.equal(mimi.encode(wav, num_codebooks=5), expected[:, :5]), "a prefix of codebooks differs"
 
 
-def test_encode_pads_a_partial_frame_with_silence(tiny_pair):
+@pytest.mark.parametrize("num_samples", [1920 * 3 + 700, 1920 * 2 + 1, 1000])
+def test_encode_of_a_partial_last_frame_matches_transformers(tiny_pair, num_samples):
+    """A clip that is not a whole number of frames: each conv completes its last window as the reference does."""
     mimi, reference = tiny_pair
-    wav = 0.1 * torch.randn(1, 1, 1920 * 3 + 700, generator=torch.Generator().manual_seed(3))
-    padded = torch.nn.functional.pad(wav, (0, 1920 - 700))
+    wav = 0.1 * torch.randn(1, 1, num_samples, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
-        expected = reference.encode(padded).audio_codes
-    assert torch.equal(mimi.encode(wav), expected), "a partial frame is not encoded as if zero-padded"
+        expected = reference.encode(wav).audio_codes
+    codes = mimi.encode(wav)
+    assert codes.shape[-1] == -(-num_samples // 1920), (
+        f"one code frame per started frame: {tuple(codes.shape)}"
+    )
+    assert torch.equal(codes, expected), f"{(codes != expected).sum().item()} codes differ on a partial frame"
 
 
 def test_variant_architecture_matches_transformers(tmp_path):

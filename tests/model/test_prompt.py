@@ -61,11 +61,9 @@ def _processor_text(context: list[Segment], speaker: int, text: str) -> str:
 @pytest.mark.parametrize(
     ("lengths", "use_our_codec"),
     [
-        (
-            (7000, 4000),
-            False,
-        ),  # partial last frames: transformers' own encoder, so only the rows are compared
-        ((4 * FRAME_SAMPLES, 2 * FRAME_SAMPLES), True),  # whole frames: our Mimi, the path the server takes
+        ((7000, 4000), False),  # transformers' own encoder: only the row layout is compared
+        ((7000, 4000), True),  # partial last frames through our Mimi, the path the server takes
+        ((4 * FRAME_SAMPLES, 2 * FRAME_SAMPLES), True),  # whole frames through our Mimi
     ],
 )
 @torch.no_grad()

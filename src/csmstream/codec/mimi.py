@@ -76,14 +76,13 @@ class Mimi(nn.Module):
     def encode(self, wav: torch.Tensor, num_codebooks: int | None = None) -> torch.Tensor:
         """(B, 1, S) float audio at 24 kHz → (B, K, ceil(S / frame_samples)) long codes (whole clip).
 
-        The clip is zero-padded on the right up to a whole number of frames first.
+        A partial last frame is handled as the reference does: each convolution pads its input on the right
+        just enough to complete its last window (no zero-padding of the clip as a whole).
         """
         assert wav.dim() == 3 and wav.shape[1] == self.config.audio_channels, (
             f"wav must be (B, {self.config.audio_channels}, S), got {tuple(wav.shape)}"
         )
         num_codebooks = self.config.num_quantizers if num_codebooks is None else num_codebooks
-        pad = -wav.shape[-1] % self.frame_samples
-        wav = nn.functional.pad(wav, (0, pad))
         dtype = self.quantizer.semantic_residual_vector_quantizer.layers[0].codebook.embed_sum.dtype
         latents = self.encoder(wav.to(dtype))  # (B, hidden, S / hop)
         latents = self.encoder_transformer(latents.transpose(1, 2)).transpose(1, 2)
