@@ -54,11 +54,13 @@ class ServerProcess:
                 self.process.wait(timeout=15)
 
 
-def start_server(args: list[str], voices_dir: Path, startup_timeout_s: float = 120.0) -> ServerProcess:
+def start_server(
+    args: list[str], voices_dir: Path, startup_timeout_s: float = 120.0, env: dict[str, str] | None = None
+) -> ServerProcess:
     """Spawn the server with `--port 0`, read the address it prints; raise with its log if it never does."""
     command = [sys.executable, "-m", "csmstream.cli", "serve", "--port", "0", "--host", "127.0.0.1"]
     command += ["--voices-dir", str(voices_dir), "--log-level", "warning", *args]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, bufsize=1
     )

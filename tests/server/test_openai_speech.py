@@ -84,3 +84,26 @@ def test_invalid_json_body(server):
 def test_client_raises_on_a_bad_request(client):
     with pytest.raises(openai.BadRequestError, match="aac"):
         client.audio.speech.create(model="m", voice="default", input="Hi.", response_format="aac")
+
+
+def test_client_leaving_mid_stream_frees_the_slot(server):
+    body = {
+        "model": "m",
+        "input": "A long answer nobody listens to.",
+        "voice": "default",
+        "response_format": "pcm",
+        "max_seconds": 20.0,
+        "seed": 1,
+    }
+    with httpx.Client(timeout=60) as http:
+        with http.stream("POST", server.url + "/v1/audio/speech", json=body) as response:
+            assert response.status_code == 200
+            chunks = (
+                response.iter_raw()
+            )  # kept in a variable: a dropped iterator would close the response now
+            assert next(chunks), "audio must stream before the request ends"
+            health = server.health()
+            assert health["active_sessions"] >= 1, health
+    # leaving the `with` blocks closed the connection with the body unread
+    health = server.wait_idle()
+    assert (health["active_sessions"], health["queued"]) == (0, 0), health

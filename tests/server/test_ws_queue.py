@@ -26,9 +26,9 @@ def wait_for(ws, request_id: str, kind: str, logs: dict) -> dict:
 def test_queue_position_then_busy_then_the_queued_request_starts(small_server):
     logs: dict = {}
     with open_ws(small_server) as ws:
-        send(ws, type="synthesize", text=LONG_TEXT, request_id="first", max_seconds=LONG)
+        send(ws, type="synthesize", text=LONG_TEXT, request_id="first", max_seconds=LONG, seed=1)
         wait_for(ws, "first", "audio_chunk", logs)  # holds the only slot
-        send(ws, type="synthesize", text=LONG_TEXT, request_id="second", max_seconds=LONG)
+        send(ws, type="synthesize", text=LONG_TEXT, request_id="second", max_seconds=LONG, seed=1)
         queued = wait_for(ws, "second", "audio_status", logs)
         assert queued["status"] == "queued" and queued["queue_position"] == 1, queued
         send(ws, type="synthesize", text="No room for me.", request_id="third")

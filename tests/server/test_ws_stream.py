@@ -147,6 +147,7 @@ def test_cancel_ends_with_completion_cancelled_and_frees_the_slot(server):
             text="A long request that will be cancelled.",
             request_id="c",
             max_seconds=LONG,
+            seed=1,
         )
         while next_message(ws)["type"] != "audio_chunk":
             pass
@@ -176,6 +177,7 @@ def test_abrupt_disconnect_mid_stream_cancels_every_request(server):
             text="Nobody will hear the end of this.",
             request_id=request_id,
             max_seconds=LONG,
+            seed=1,
         )
     while next_message(ws)["type"] != "audio_chunk":
         pass

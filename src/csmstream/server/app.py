@@ -4,22 +4,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from importlib import resources
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import RedirectResponse
-from fastapi.staticfiles import StaticFiles
 
 from csmstream import __version__
 from csmstream.config import Settings
 from csmstream.engine.base import SpeechEngine
 from csmstream.server import google_tts, health, metrics, openai_speech, tts_ws, voices_api
-from csmstream.server.auth import ApiKeyMiddleware, load_api_keys
+from csmstream.server.auth import DEFAULT_PUBLIC_PATHS, install_access_control
 from csmstream.server.context import ServerContext
 from csmstream.server.metrics import ServerMetrics
 from csmstream.server.options import ServerOptions
+from csmstream.web import mount_web
 
 if TYPE_CHECKING:
     from csmstream.voices.library import VoiceLibrary
@@ -48,25 +45,7 @@ def create_app(
     )
     for module in (health, metrics, tts_ws, openai_speech, google_tts, voices_api):
         app.include_router(module.router)
-    _mount_web_demo(app)
-
-    # middleware added last runs first: CORS answers preflights before the key check
-    api_keys = load_api_keys(settings)
-    if api_keys:
-        app.add_middleware(ApiKeyMiddleware, keys=api_keys)
-    origins = [origin.strip() for origin in settings.allowed_origins.split(",") if origin.strip()]
-    if origins:
-        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"], allow_headers=["*"])
+    # after the API routes: the demo takes only its own paths (/, the pages, /assets/*), which stay public
+    public_paths = (*DEFAULT_PUBLIC_PATHS, *mount_web(app))
+    install_access_control(app, settings, public_paths)
     return app
-
-
-def _mount_web_demo(app: FastAPI) -> None:
-    """Serve the static web demo (csmstream/web) at /web/ when it is installed."""
-    web_dir = resources.files("csmstream") / "web"
-    if not (web_dir / "index.html").is_file():
-        return
-    app.mount("/web", StaticFiles(directory=str(web_dir), html=True), name="web")
-
-    @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        return RedirectResponse("/web/")

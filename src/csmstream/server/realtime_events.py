@@ -1,0 +1,351 @@
+"""The OpenAI Realtime API's JSON events as `/v1/realtime` speaks them: checking what clients send, and
+building what the server sends. Pure functions, no I/O, so every rule here is testable on its own.
+
+Client events are checked strictly (a wrong type, a missing field or an unknown field is an
+`EventError`), because a silently ignored field is a setting the client believes it made.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import math
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from csmstream.pipeline.session import SessionConfig, TurnDetection
+
+PCM16_FORMAT = "pcm16"  # the only audio format: 16-bit little-endian PCM, 24 kHz mono
+CONTENT_INDEX = 0  # every item here has one content part
+
+# session.update fields that are accepted but have no effect here, with why (the docs of the endpoint).
+IGNORED_SESSION_FIELDS = {
+    "model": "one model is served",
+    "input_audio_transcription": "the server's own speech recognition always transcribes",
+    "temperature": "the LLM's sampling is set on the server",
+    "max_response_output_tokens": "the LLM's length limit is set on the server",
+    "tool_choice": "tools are not supported",
+    "object": "read-only",
+    "id": "read-only",
+}
+TURN_DETECTION_FIELDS = {
+    "type",
+    "threshold",
+    "prefix_padding_ms",
+    "silence_duration_ms",
+    "create_response",
+    "interrupt_response",
+}
+
+
+class EventError(Exception):
+    """A client event that cannot be acted on. Becomes an `error` event; the session goes on."""
+
+    def __init__(self, code: str, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.param = param
+
+
+# ---- server events ----------------------------------------------------------------------------------------
+
+
+def new_event_id() -> str:
+    return "event_" + uuid.uuid4().hex[:20]
+
+
+def server_event(kind: str, **fields: Any) -> dict[str, Any]:
+    """A server event: `type`, a fresh `event_id`, then the fields."""
+    return {"type": kind, "event_id": new_event_id(), **fields}
+
+
+def error_event(
+    code: str,
+    message: str,
+    *,
+    error_type: str = "invalid_request_error",
+    param: str | None = None,
+    client_event_id: str | None = None,
+) -> dict[str, Any]:
+    """`error`; `client_event_id` names the client event that caused it, when there was one."""
+    return server_event(
+        "error",
+        error={
+            "type": error_type,
+            "code": code,
+            "message": message,
+            "param": param,
+            "event_id": client_event_id,
+        },
+    )
+
+
+def turn_detection_json(detection: TurnDetection | None) -> dict[str, Any] | None:
+    if detection is None:
+        return None
+    return {
+        "type": "server_vad",
+        "threshold": detection.threshold,
+        "prefix_padding_ms": detection.prefix_padding_ms,
+        "silence_duration_ms": detection.silence_duration_ms,
+        "create_response": detection.create_response,
+        "interrupt_response": detection.interrupt_response,
+    }
+
+
+def session_json(session_id: str, model: str, config: SessionConfig) -> dict[str, Any]:
+    """The `session` object of `session.created` / `session.updated`."""
+    return {
+        "id": session_id,
+        "object": "realtime.session",
+        "model": model,
+        "modalities": ["audio", "text"],
+        "instructions": config.instructions,
+        "voice": config.voice_id,  # null: the engine's default voice
+        "input_audio_format": PCM16_FORMAT,
+        "output_audio_format": PCM16_FORMAT,
+        "input_audio_transcription": {"model": "whisper"},
+        "turn_detection": turn_detection_json(config.turn_detection),
+        "tools": [],
+        "tool_choice": "none",
+    }
+
+
+def message_item(
+    item_id: str, role: str, content: list[dict[str, Any]], status: str = "completed"
+) -> dict[str, Any]:
+    return {
+        "id": item_id,
+        "object": "realtime.item",
+        "type": "message",
+        "role": role,
+        "status": status,
+        "content": content,
+    }
+
+
+def response_json(
+    response_id: str,
+    status: str,
+    output: list[dict[str, Any]] | None = None,
+    status_details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": response_id,
+        "object": "realtime.response",
+        "status": status,
+        "status_details": status_details,
+        "output": output or [],
+        "usage": None,
+    }
+
+
+# ---- client events ----------------------------------------------------------------------------------------
+
+
+def parse_event(raw: str) -> tuple[str, str | None, dict[str, Any]]:
+    """Text frame → (type, the client's event_id or None, the event)."""
+    try:
+        event = __import__("json").loads(raw)
+    except ValueError:
+        raise EventError("invalid_json", "the event is not valid JSON") from None
+    if not isinstance(event, dict):
+        raise EventError("invalid_event", "an event must be a JSON object")
+    event_id = event.get("event_id")
+    if event_id is not None and not isinstance(event_id, str):
+        raise EventError("invalid_type", "`event_id` must be a string", "event_id")
+    kind = event.get("type")
+    if not isinstance(kind, str) or not kind:
+        raise EventError("missing_required_parameter", "an event needs a `type` (a string)", "type")
+    return kind, event_id, event
+
+
+def check_fields(obj: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(obj) - allowed)
+    if unknown:
+        raise EventError(
+            "unknown_parameter", f"unknown parameter {where}.{unknown[0]}", f"{where}.{unknown[0]}"
+        )
+
+
+def require(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    """`obj[key]`, which must be present and of `kind` (a bool is never taken for a number)."""
+    if key not in obj or obj[key] is None:
+        raise EventError("missing_required_parameter", f"missing required parameter {where}.{key}", key)
+    return expect(obj[key], kind, f"{where}.{key}")
+
+
+def expect(value: Any, kind: type | tuple[type, ...], param: str) -> Any:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds:
+        ok = False
+    else:
+        ok = isinstance(value, kinds)
+    if not ok:
+        names = " or ".join(k.__name__ for k in kinds).replace("str", "string").replace("dict", "object")
+        names = names.replace("list", "array").replace("float", "number").replace("int", "integer")
+        raise EventError("invalid_type", f"`{param}` must be {names}, got {type(value).__name__}", param)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise EventError("invalid_value", f"`{param}` must be a finite number", param)
+    return value
+
+
+def whole_number(value: Any, param: str) -> int:
+    """An integer, also when JSON spells it `300.0`."""
+    expect(value, (int, float), param)
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise EventError("invalid_type", f"`{param}` must be an integer, got {value}", param)
+        value = int(value)
+    return value
+
+
+def decode_audio(event: Mapping[str, Any]) -> bytes:
+    """`input_audio_buffer.append`'s `audio`: base64 of PCM16 LE → the bytes (whole samples)."""
+    check_fields(event, {"type", "event_id", "audio"}, "event")
+    audio = require(event, "audio", str, "event")
+    try:
+        pcm = base64.b64decode(audio, validate=True)
+    except (binascii.Error, ValueError):
+        raise EventError("invalid_value", "`audio` is not valid base64", "audio") from None
+    if len(pcm) % 2:
+        raise EventError("invalid_value", "`audio` must be 16-bit PCM: an even number of bytes", "audio")
+    return pcm
+
+
+def parse_session_update(
+    session: Any, current: SessionConfig, voice_exists: Callable[[str], bool]
+) -> SessionConfig:
+    """`session.update`'s `session` applied to `current` (fields left out keep their value). All or nothing:
+    the first bad field raises and nothing changes."""
+    expect(session, dict, "session")
+    check_fields(
+        session,
+        {
+            "instructions",
+            "voice",
+            "turn_detection",
+            "input_audio_format",
+            "output_audio_format",
+            "modalities",
+            "tools",
+            *IGNORED_SESSION_FIELDS,
+        },
+        "session",
+    )
+    changes: dict[str, Any] = {}
+    if "instructions" in session:
+        changes["instructions"] = expect(session["instructions"], str, "session.instructions")
+    if "voice" in session:
+        changes["voice_id"] = _voice(session["voice"], voice_exists)
+    if "turn_detection" in session:
+        changes["turn_detection"] = _turn_detection(session["turn_detection"], current.turn_detection)
+    for key in ("input_audio_format", "output_audio_format"):
+        if key in session and expect(session[key], str, f"session.{key}") != PCM16_FORMAT:
+            raise EventError(
+                "invalid_value",
+                f"session.{key} {session[key]!r} is not supported: only 'pcm16' (24 kHz mono)",
+                f"session.{key}",
+            )
+    if "modalities" in session:
+        modalities = expect(session["modalities"], list, "session.modalities")
+        if not all(isinstance(m, str) for m in modalities) or set(modalities) != {"audio", "text"}:
+            raise EventError(
+                "invalid_value",
+                "session.modalities must be ['audio', 'text']: this server always speaks its answers",
+                "session.modalities",
+            )
+    if "tools" in session and expect(session["tools"], list, "session.tools"):
+        raise EventError("invalid_value", "tools are not supported", "session.tools")
+    return dataclasses.replace(current, **changes)
+
+
+def _voice(value: Any, voice_exists: Callable[[str], bool]) -> str | None:
+    if value is None or value == "":
+        return None
+    voice = expect(value, str, "session.voice")
+    if not voice_exists(voice):
+        raise EventError(
+            "unknown_voice", f"no voice {voice!r}: see GET /v1/voices for the voices", "session.voice"
+        )
+    return voice
+
+
+def _turn_detection(value: Any, current: TurnDetection | None) -> TurnDetection | None:
+    """null turns server VAD off; an object sets it (fields left out keep their value or the default)."""
+    if value is None:
+        return None
+    expect(value, dict, "session.turn_detection")
+    check_fields(value, TURN_DETECTION_FIELDS, "session.turn_detection")
+    kind = value.get("type", "server_vad")
+    if kind != "server_vad":
+        raise EventError(
+            "invalid_value",
+            f"turn_detection.type {kind!r} is not supported: only 'server_vad'",
+            "session.turn_detection.type",
+        )
+    base = current or TurnDetection()
+    changes: dict[str, Any] = {}
+    if value.get("threshold") is not None:
+        threshold = expect(value["threshold"], (int, float), "session.turn_detection.threshold")
+        if not 0.0 < threshold < 1.0:
+            raise EventError(
+                "invalid_value", "turn_detection.threshold must be between 0 and 1", "turn_detection.threshold"
+            )
+        changes["threshold"] = float(threshold)
+    for key in ("prefix_padding_ms", "silence_duration_ms"):
+        if value.get(key) is not None:
+            number = whole_number(value[key], f"session.turn_detection.{key}")
+            if number < 0 or (key == "silence_duration_ms" and number == 0):
+                raise EventError(
+                    "invalid_value", f"turn_detection.{key} must be positive", f"turn_detection.{key}"
+                )
+            changes[key] = number
+    for key in ("create_response", "interrupt_response"):
+        if value.get(key) is not None:
+            changes[key] = expect(value[key], bool, f"session.turn_detection.{key}")
+    return dataclasses.replace(base, **changes)
+
+
+def parse_user_text_item(event: Mapping[str, Any]) -> str:
+    """`conversation.item.create` → the user's text (its `input_text` parts joined)."""
+    check_fields(event, {"type", "event_id", "item", "previous_item_id"}, "event")
+    item = require(event, "item", dict, "event")
+    check_fields(item, {"id", "object", "type", "role", "status", "content"}, "item")
+    if require(item, "type", str, "item") != "message":
+        raise EventError("invalid_value", "only items of type 'message' can be created", "item.type")
+    if require(item, "role", str, "item") != "user":
+        raise EventError("invalid_value", "only 'user' messages can be created", "item.role")
+    content = require(item, "content", list, "item")
+    if not content:
+        raise EventError("invalid_value", "item.content is empty", "item.content")
+    texts = []
+    for index, part in enumerate(content):
+        where = f"item.content[{index}]"
+        expect(part, dict, where)
+        check_fields(part, {"type", "text"}, where)
+        if require(part, "type", str, where) != "input_text":
+            raise EventError(
+                "invalid_value", f"{where}.type must be 'input_text' (typed text)", f"{where}.type"
+            )
+        texts.append(require(part, "text", str, where))
+    text = " ".join(t.strip() for t in texts if t.strip())
+    if not text:
+        raise EventError("invalid_value", "the message has no text", "item.content")
+    return text
+
+
+def parse_truncate(event: Mapping[str, Any]) -> tuple[str, int]:
+    """`conversation.item.truncate` → (item_id, audio_end_ms)."""
+    check_fields(event, {"type", "event_id", "item_id", "content_index", "audio_end_ms"}, "event")
+    item_id = require(event, "item_id", str, "event")
+    content_index = whole_number(require(event, "content_index", (int, float), "event"), "content_index")
+    if content_index != CONTENT_INDEX:
+        raise EventError("invalid_value", "content_index must be 0 (items have one part)", "content_index")
+    audio_end_ms = whole_number(require(event, "audio_end_ms", (int, float), "event"), "audio_end_ms")
+    if audio_end_ms < 0:
+        raise EventError("invalid_value", "audio_end_ms must be ≥ 0", "audio_end_ms")
+    return item_id, audio_end_ms
