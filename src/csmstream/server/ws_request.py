@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from csmstream.audio.encoders import make_encoder
 from csmstream.engine.base import RequestHandle
 from csmstream.engine.events import AudioChunk, Finished, Queued, Started
 from csmstream.engine.request import new_request_id
@@ -26,6 +27,7 @@ from csmstream.errors import BadRequest, CsmstreamError
 from csmstream.server.context import ServerContext
 from csmstream.server.outbox import Outbox
 from csmstream.server.params import SynthesisParams, build_request, parse_params, parse_voice_id
+from csmstream.text.splitter import SpeakableSplitter
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +70,6 @@ class WsRequest:
         incremental: bool,
         on_done: Callable[[WsRequest], None],
     ) -> None:
-        from csmstream.audio.encoders import make_encoder
-
         self.request_id = request_id
         self.options = options
         self.incremental = incremental
@@ -79,10 +79,8 @@ class WsRequest:
         self._on_done = on_done
         self._encoder = make_encoder(options.format, sample_rate=ctx.engine.sample_rate)
         self._units: asyncio.Queue[str | None] = asyncio.Queue()  # None: no more units
-        self._splitter = None
+        self._splitter: SpeakableSplitter | None = None
         if incremental:
-            from csmstream.text.splitter import SpeakableSplitter
-
             self._splitter = SpeakableSplitter(
                 min_chars=ctx.options.incremental_min_chars,
                 max_chars=min(ctx.options.incremental_max_chars, ctx.settings.max_text_chars),
