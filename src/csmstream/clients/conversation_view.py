@@ -46,7 +46,7 @@ class ConversationView:
         self.response_id: str | None = None  # of the latest response.created
         self._muted = False  # the current answer was stopped here: its late deltas are dropped
         self.responses_requested = 0  # response.create sent by us, not yet answered by response.done
-        self.audio_seconds = 0.0  # assistant audio received, all responses
+        self.audio_samples = 0  # assistant audio received (24 kHz), all responses
         self.interruptions = 0  # times the user's speech cut the assistant's audio off
         self.session: dict[str, Any] = {}
         self.last_error: str | None = None
@@ -61,6 +61,10 @@ class ConversationView:
     def busy(self) -> bool:
         """An answer is on its way or still playing here."""
         return self.response_active or self.responses_requested > 0 or self.playing
+
+    @property
+    def audio_seconds(self) -> float:
+        return self.audio_samples / SAMPLE_RATE
 
     @property
     def playing(self) -> bool:
@@ -137,7 +141,7 @@ class ConversationView:
         if self._stale(event):
             return
         pcm = decode_audio(str(event.get("delta") or ""))  # (S,) int16
-        self.audio_seconds += pcm.size / SAMPLE_RATE
+        self.audio_samples += pcm.size
         if self.player is not None and pcm.size:
             self.player.play(pcm)
         self._set_state("speaking")

@@ -102,12 +102,18 @@ async def say_remote(args: argparse.Namespace, api_key: str | None, no_audio: bo
             player.close()
         await client.close()
     assert completion is not None, "synthesize() ends with a completion or raises"
-    print(_summary(completion, num_samples / 24_000, first_audio_ms, output))
+    if abs(completion.audio_seconds - num_samples / 24_000) > 0.01:
+        print(
+            f"csmstream: warning: the server reported {completion.audio_seconds:.3f} s of audio "
+            f"but sent {num_samples / 24_000:.3f} s",
+            file=sys.stderr,
+        )
+    print(_summary(completion, first_audio_ms, output))
     return 0
 
 
-def _summary(completion, audio_seconds: float, first_audio_ms: float | None, output: str | None) -> str:
-    parts = [f"{audio_seconds:.2f} s of audio ({completion.finish_reason})"]
+def _summary(completion, first_audio_ms: float | None, output: str | None) -> str:
+    parts = [f"{completion.audio_seconds:.3f} s of audio ({completion.finish_reason})"]
     if first_audio_ms is not None:
         parts.append(f"TTFA {first_audio_ms:.0f} ms here")
     if completion.ttfa_ms is not None:
