@@ -114,8 +114,8 @@ async def _type(client, view, lines, out: TextIO) -> int:
         if view.busy:  # a new message while answering: the old answer gives way
             await _stop_answer(client, view)
         await client.add_user_text(text)
+        view.requested_response()  # before sending: its response.done may come back before we resume
         await client.create_response()
-        view.requested_response()
 
 
 async def _stop_answer(client, view, created_wait_s: float = 2.0) -> None:

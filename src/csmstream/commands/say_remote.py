@@ -18,6 +18,7 @@ from csmstream.clients.errors import ServerError
 from csmstream.errors import BadRequest, CsmstreamError
 
 DEFAULT_OUTPUT = "out.wav"
+SAMPLE_RATE = 24_000  # what the protocol sends
 FRAME_SECONDS = 0.08  # one CSM frame, for --max-frames
 
 
@@ -57,18 +58,19 @@ async def say_remote(args: argparse.Namespace, api_key: str | None, no_audio: bo
     params = synthesis_params(args)
     # 1. connect first: a missing server is the most common mistake and should be the first thing said
     client = await TtsStreamClient.connect(args.server, api_key)
-    player, why_not = open_player(no_audio)
-    output = args.output
-    if player is None:
-        output = output or DEFAULT_OUTPUT
-        print(f"csmstream: no sound card: {why_not}; writing {output}", file=sys.stderr)
-    writer: WavWriter | None = None  # opened with the first audio: a refused request leaves no file
-    # 2. stream: every chunk is played and appended as it arrives
-    completion: TtsCompletion | None = None
-    first_audio_ms: float | None = None
-    num_samples = 0
-    t_sent = time.perf_counter()
+    player = writer = None
     try:
+        player, why_not = open_player(no_audio)
+        output = args.output
+        if player is None:
+            output = output or DEFAULT_OUTPUT
+            print(f"csmstream: no sound card: {why_not}; writing {output}", file=sys.stderr)
+        # 2. stream: every chunk is played and appended as it arrives; the wav is opened with the first
+        # audio, so a refused request leaves no file
+        completion: TtsCompletion | None = None
+        first_audio_ms: float | None = None
+        num_samples = 0
+        t_sent = time.perf_counter()
         async for event in client.synthesize(args.text, voice_id=args.voice, **params):
             if isinstance(event, TtsStatus) and event.status == "queued":
                 print(f"queued (position {event.queue_position})", file=sys.stderr)
@@ -76,20 +78,20 @@ async def say_remote(args: argparse.Namespace, api_key: str | None, no_audio: bo
                 if first_audio_ms is None:
                     first_audio_ms = (time.perf_counter() - t_sent) * 1000
                     print(f"first audio after {first_audio_ms:.0f} ms", file=sys.stderr)
-                if event.sample_rate != 24_000:
+                if event.sample_rate != SAMPLE_RATE:
                     raise CsmstreamError(
-                        f"the server sent {event.sample_rate} Hz audio; this client expects 24000"
+                        f"the server sent {event.sample_rate} Hz audio; this client expects {SAMPLE_RATE}"
                     )
                 if player is not None:
                     player.play(event.pcm)
                 if output is not None:
-                    writer = writer or WavWriter(output, sample_rate=24_000)
+                    writer = writer or WavWriter(output, sample_rate=SAMPLE_RATE)
                     writer.append(event.pcm)
                 num_samples += event.pcm.size
             elif isinstance(event, TtsCompletion):
                 completion = event
         if output is not None and writer is None:
-            writer = WavWriter(output, sample_rate=24_000)  # no audio at all: still a valid (empty) file
+            writer = WavWriter(output, sample_rate=SAMPLE_RATE)  # no audio at all: still a valid empty file
         # 3. let the sound card finish what it has
         if player is not None:
             await player.drain()
@@ -102,10 +104,10 @@ async def say_remote(args: argparse.Namespace, api_key: str | None, no_audio: bo
             player.close()
         await client.close()
     assert completion is not None, "synthesize() ends with a completion or raises"
-    if abs(completion.audio_seconds - num_samples / 24_000) > 0.01:
+    if abs(completion.audio_seconds - num_samples / SAMPLE_RATE) > 0.01:
         print(
             f"csmstream: warning: the server reported {completion.audio_seconds:.3f} s of audio "
-            f"but sent {num_samples / 24_000:.3f} s",
+            f"but sent {num_samples / SAMPLE_RATE:.3f} s",
             file=sys.stderr,
         )
     print(_summary(completion, first_audio_ms, output))
