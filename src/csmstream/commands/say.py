@@ -26,6 +26,8 @@ def add_parser(subparsers) -> None:
         "--server", default=None, help="stream from a running csmstream server, e.g. http://127.0.0.1:8000"
     )
     p.add_argument("--voice", default=None, help="voice id (with --server, or from the local voice library)")
+    p.add_argument("--api-key", default=None, help="with --server: the server's API key (or CSMSTREAM_API_KEY)")
+    p.add_argument("--no-audio", action="store_true", help="with --server: don't play through the sound card")
     p.add_argument("--speaker", type=int, default=0, help="CSM speaker id (default 0)")
     p.add_argument(
         "--context",
