@@ -67,14 +67,16 @@ class TtsConnection:
             await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             receiver.cancel()
+            sender.cancel()  # whatever is still queued has no one to go to, or the connection closes now
             for request in list(self._requests.values()):
                 request.cancel()
-            close_code = receiver.result() if receiver.done() and not receiver.cancelled() else None
+            self._outbox.close()
+            close_code = None
+            if receiver.done() and not receiver.cancelled() and receiver.exception() is None:
+                close_code = receiver.result()
             if close_code is None and self._outbox.overflowed:
                 close_code = CLOSE_POLICY_VIOLATION
-            self._outbox.close()
-            if close_code is not None:
-                sender.cancel()  # drop what is queued: the connection closes now
+            await _quietly(receiver)
             await _quietly(sender)
             if close_code is not None:
                 await self._close(close_code)
