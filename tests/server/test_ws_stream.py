@@ -187,3 +187,27 @@ def test_abrupt_disconnect_mid_stream_cancels_every_request(server):
     ws.socket.close()
     health = server.wait_idle()
     assert health["active_sessions"] == 0 and health["queued"] == 0, f"slots leaked: {health}"
+
+
+def test_incremental_units_are_spoken_with_the_earlier_units_as_context(server):
+    """Voice continuity: the second unit is generated after the first one's text and audio, so (greedy) it
+    sounds different from the same sentence spoken alone, while the first unit is the same as alone."""
+    first = "The first sentence is long enough to be spoken on its own."
+    second = "A second sentence follows, and it should carry on the voice."
+    opts = dict(max_seconds=SHORT, greedy=True, format="pcm_f32le")
+    with open_ws(server) as ws:
+        send(ws, type="synthesize", request_id="a1", text=first, **opts)
+        alone_first = gather_one(ws, "a1").pcm()
+        send(ws, type="synthesize", request_id="a2", text=second, **opts)
+        alone_second = gather_one(ws, "a2").pcm()
+        send(ws, type="start", request_id="inc", **opts)
+        send(ws, type="text", request_id="inc", text=first + " " + second)
+        send(ws, type="end", request_id="inc")
+        together = gather_one(ws, "inc").pcm()
+    n = alone_first.size
+    assert n > 0 and together.size > n, f"two units expected: {together.size} samples vs first alone {n}"
+    np.testing.assert_allclose(together[:n], alone_first, atol=1e-5, err_msg="the first unit has no context")
+    unit2 = together[n:]
+    assert not (unit2.size == alone_second.size and np.allclose(unit2, alone_second, atol=1e-5)), (
+        "the second unit sounded exactly as if spoken alone: the first unit was not its context"
+    )

@@ -100,7 +100,7 @@ def parse_request_id(value: Any) -> str:
 
 
 def build_request(
-    text: str, voice_id: str | None, params: SynthesisParams, request_id: str
+    text: str, voice_id: str | None, params: SynthesisParams, request_id: str, context: tuple = ()
 ) -> SynthesisRequest:
     sampling = None
     overrides = {
@@ -117,5 +117,10 @@ def build_request(
         except (TypeError, ValueError) as exc:
             raise BadRequest(f"invalid sampling parameters: {exc}") from exc
     return SynthesisRequest(
-        text=text, voice_id=voice_id, sampling=sampling, max_seconds=params.max_seconds, request_id=request_id
+        text=text,
+        voice_id=voice_id,
+        sampling=sampling,
+        max_seconds=params.max_seconds,
+        request_id=request_id,
+        context=tuple(context),
     )

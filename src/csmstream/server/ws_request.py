@@ -60,6 +60,10 @@ def parse_stream_options(msg: Mapping[str, Any]) -> StreamOptions:
     )
 
 
+# Units of the same request given as context to the next one (the prompt builder trims further if needed).
+MAX_CONTEXT_UNITS = 3
+
+
 class WsRequest:
     def __init__(
         self,
@@ -86,6 +90,8 @@ class WsRequest:
                 max_chars=min(ctx.options.incremental_max_chars, ctx.settings.max_text_chars),
             )
         self._handle: RequestHandle | None = None
+        # voice continuity: the units already spoken (text + codes) are the context of the next one
+        self._spoken: list = []  # csmstream.model.tokenizer.Segment, newest last
         self._cancelled = False
         self._final_error: tuple[str, str] | None = None  # (code, message) to send instead of a completion
         # what the completion reports, summed over units
@@ -174,7 +180,13 @@ class WsRequest:
         # the engine gets its own id: client ids are only unique per connection
         now_s = time.perf_counter()
         try:
-            request = build_request(text, opts.voice_id, opts.params, request_id=new_request_id())
+            request = build_request(
+                text,
+                opts.voice_id,
+                opts.params,
+                request_id=new_request_id(),
+                context=self._spoken[len(self._spoken) - MAX_CONTEXT_UNITS :] if self._spoken else (),
+            )
             handle = self._ctx.engine.submit(request)
         except CsmstreamError as exc:
             self._final_error = (exc.code, str(exc))
@@ -206,11 +218,27 @@ class WsRequest:
             )
             return False
         self._hit_length |= finished.finish_reason == "length"
+        self._remember_unit(request, finished)
         if finished.rtf is None:
             self._rtf_known = finished.audio_seconds == 0
         else:
             self._generation_s += finished.rtf * finished.audio_seconds
         return True
+
+    def _remember_unit(self, request, finished: Finished) -> None:
+        """Keep a spoken unit (its text and CSM codes) as context for the next unit, so that prosody and voice
+        carry across sentences. Engines without codes (piper) keep nothing."""
+        if not self.incremental or finished.codes is None or len(finished.codes) == 0:
+            return
+        import torch
+
+        from csmstream.model.tokenizer import Segment
+
+        speaker = request.speaker
+        if speaker is None:
+            speaker = self._ctx.voices.get(request.voice_id).speaker if request.voice_id else 0
+        codes = torch.from_numpy(finished.codes.astype("int64"))
+        self._spoken.append(Segment(speaker=speaker, text=request.text, codes=codes))
 
     def _relay_chunk(self, chunk: AudioChunk) -> None:
         if self._cancelled:
