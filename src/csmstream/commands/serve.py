@@ -36,6 +36,17 @@ def add_parser(subparsers) -> None:
         "--voices-dir", default=None, help="the user voice library (default ~/.local/share/csmstream/voices)"
     )
     p.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    # the conversation (/v1/realtime)
+    p.add_argument(
+        "--llm-base-url", default=None, help="OpenAI-compatible chat endpoint, e.g. http://localhost:11434/v1"
+    )
+    p.add_argument("--llm-model", default=None, help="the LLM's model name at that endpoint")
+    p.add_argument("--llm-api-key", default=None, help="the LLM endpoint's API key")
+    p.add_argument("--llm-gguf", default=None, help="embedded llama.cpp LLM: a GGUF file or hub id")
+    p.add_argument("--persona", default=None, help="the assistant's system prompt (default: Maya)")
+    p.add_argument(
+        "--stt-model", default=None, help="faster-whisper model dir or hub id (default: bundled tiny.en)"
+    )
     # server-only knobs (not engine settings)
     p.add_argument(
         "--ws-send-buffer-kb",
@@ -64,6 +75,12 @@ def _settings(args: argparse.Namespace):
         "device": args.device,
         "dtype": args.dtype,
         "voices_dir": args.voices_dir,
+        "llm_base_url": args.llm_base_url,
+        "llm_model": args.llm_model,
+        "llm_api_key": args.llm_api_key,
+        "llm_gguf": args.llm_gguf,
+        "persona": args.persona,
+        "stt_model": args.stt_model,
     }
     try:
         return Settings(**{key: value for key, value in flags.items() if value is not None})
