@@ -234,3 +234,22 @@ def test_padding_batches_to_compile_buckets_changes_no_code(checkpoint, voices):
     )
     for a, b in zip(plain, padded, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_context_audio_is_encoded_once_across_requests(checkpoint, voices):
+    """A conversation sends the user's recorded turn again with every later unit: Mimi encodes it once."""
+    from csmstream.model.tokenizer import Segment
+
+    t = np.arange(24000) / 24000
+    user_audio = (0.2 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    context = (Segment(1, "What time is it?", audio=user_audio),)
+
+    async def body(engine):
+        results = []
+        for text in ("It is noon.", "Time for lunch."):
+            results.append(finished(await collect(engine.submit(request(text, frames=3, context=context)))))
+        return results, engine.prompts.encoded_clips
+
+    results, encoded = run_with_engine(make_engine(checkpoint, voices), body)
+    assert [r.finish_reason for r in results] == ["length", "length"]
+    assert encoded == 1, f"the same clip was encoded {encoded} times"

@@ -7,6 +7,7 @@ Reference audio is encoded by Mimi once per voice revision and kept as codes.
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,13 +45,31 @@ class PromptAssembler:
         self.num_codebooks = num_codebooks
         self.max_cached_voices = max_cached_voices
         self._reference_codes: OrderedDict[tuple[str, str], list[torch.Tensor]] = OrderedDict()
+        # context audio (e.g. a user's recorded turn) is sent again with every later unit of a conversation:
+        # encode each clip once, keyed by a hash of its samples
+        self._audio_codes: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+        self.max_cached_clips = 64
+        self.encoded_clips = 0  # Mimi encodes actually run (a figure for tests and metrics)
+
+    def encode_cached(self, audio: np.ndarray) -> torch.Tensor:
+        samples = np.ascontiguousarray(audio, dtype=np.float32)
+        key = hashlib.blake2b(samples.tobytes(), digest_size=16).digest()
+        codes = self._audio_codes.get(key)
+        if codes is None:
+            codes = self.encode(samples)
+            self.encoded_clips += 1
+            self._audio_codes[key] = codes
+            while len(self._audio_codes) > self.max_cached_clips:
+                self._audio_codes.popitem(last=False)
+        self._audio_codes.move_to_end(key)
+        return codes
 
     def reference_segments(self, voice) -> list[Segment]:
         """The voice's references as segments carrying codes (encoded once per voice revision)."""
         key = (voice.voice_id, voice.revision)
         codes = self._reference_codes.get(key)
         if codes is None:
-            codes = [self.encode(seg.audio) for seg in voice.segments]
+            codes = [self.encode_cached(seg.audio) for seg in voice.segments]
             self._reference_codes[key] = codes
             while len(self._reference_codes) > self.max_cached_voices:
                 self._reference_codes.popitem(last=False)
@@ -69,7 +88,7 @@ class PromptAssembler:
             [*references, *request.context],
             speaker,
             request.text,
-            self.encode,
+            self.encode_cached,
             max_rows=self.max_rows,
             num_reference_segments=len(references),
             num_codebooks=self.num_codebooks,
