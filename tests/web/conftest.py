@@ -6,36 +6,12 @@ Playwright's own browser download is not used (no internet): we launch the syste
 
 from __future__ import annotations
 
-import os
-import shutil
 import wave
 from pathlib import Path
 
-import numpy as np
 import pytest
+from web_helpers import SPEECH_TEXT, chromium_executable, launch_chromium
 from web_server import start_web_server
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS_DIR = REPO_ROOT / "artifacts" / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
-    # a fake microphone (a beep) granted without a prompt, for recording in the Voices page
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-]
-
-
-def chromium_executable() -> str | None:
-    for candidate in (os.environ.get("CSMSTREAM_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    return None
 
 
 @pytest.fixture(scope="session")
@@ -47,10 +23,6 @@ def playwright_driver():
         pytest.skip("the browser tests need Chromium: `apt-get install -y chromium`")
     with sync_api.sync_playwright() as driver:
         yield driver
-
-
-def launch_chromium(driver, extra_args: list[str] = ()):
-    return driver.chromium.launch(executable_path=chromium_executable(), args=[*CHROMIUM_ARGS, *extra_args])
 
 
 @pytest.fixture(scope="session")
@@ -81,13 +53,6 @@ def page(browser):
     assert not errors.errors, f"uncaught errors in the page: {errors.errors}\nconsole: {errors.console[-20:]}"
 
 
-def screenshot(page, name: str) -> Path:
-    SCREENSHOTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS_DIR / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path
-
-
 @pytest.fixture(scope="session")
 def web_server(tiny_checkpoint_dir, tmp_path_factory):
     """The real server with the tiny random CSM checkpoint on CPU (the real engine, small enough for tests)."""
@@ -107,18 +72,3 @@ def speech_wav(tmp_path_factory) -> Path:
     with wave.open(str(path), "wb") as wav_file:
         voice.synthesize_wav(SPEECH_TEXT, wav_file)
     return path
-
-
-SPEECH_TEXT = "Hello there. What is the capital of France?"
-
-
-def read_wav(path_or_bytes) -> tuple[np.ndarray, int]:
-    """16-bit mono/stereo WAV → (S,) float32 mono and its rate (only what these tests write or receive)."""
-    import io
-
-    source = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, bytes) else str(path_or_bytes)
-    with wave.open(source, "rb") as wav_file:
-        assert wav_file.getsampwidth() == 2, "the tests only handle 16-bit WAV"
-        data = np.frombuffer(wav_file.readframes(wav_file.getnframes()), dtype="<i2")
-        channels = wav_file.getnchannels()
-        return data.reshape(-1, channels).mean(axis=1).astype(np.float32) / 32768.0, wav_file.getframerate()

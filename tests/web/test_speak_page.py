@@ -5,8 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-
-from conftest import read_wav, screenshot
+from web_helpers import read_wav, screenshot
 
 SAMPLE_RATE = 24_000
 FRAME_SAMPLES = 1920  # one 80 ms codec frame

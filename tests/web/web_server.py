@@ -1,4 +1,4 @@
-"""A real `csmstream serve` process (through `serve_with_web.py`) on loopback, for the browser tests."""
+"""A real `csmstream serve` process on loopback, for the browser tests."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 
 LISTENING = re.compile(r"csmstream: listening on (http://\S+)")
-LAUNCHER = Path(__file__).with_name("serve_with_web.py")
 
 
 @dataclass
@@ -44,7 +43,7 @@ def start_web_server(
     args: list[str], voices_dir: Path, env: dict[str, str] | None = None, startup_timeout_s: float = 120.0
 ) -> WebServer:
     """Spawn the server with `--port 0` and read the address it prints; raise with its log if it never does."""
-    command = [sys.executable, str(LAUNCHER), "serve", "--port", "0", "--host", "127.0.0.1"]
+    command = [sys.executable, "-m", "csmstream.cli", "serve", "--port", "0", "--host", "127.0.0.1"]
     command += ["--voices-dir", str(voices_dir), "--log-level", "warning", *args]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     process = subprocess.Popen(

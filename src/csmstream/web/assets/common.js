@@ -141,7 +141,10 @@ export function showError(element, error) {
 async function showEngine(badge) {
   try {
     const health = await api("/health");
-    badge.textContent = `${health.engine ?? "?"} · ${health.model ?? "?"}`;
+    // a local checkpoint is a long path: its last folder names it well enough (the title has it all)
+    const model = String(health.model ?? "?");
+    const shortModel = model.startsWith("/") ? model.split("/").filter(Boolean).pop() : model;
+    badge.textContent = `${health.engine ?? "?"} · ${shortModel}`;
     badge.classList.remove("down");
     badge.title = `engine ${health.engine}, model ${health.model}, ${health.active_sessions ?? 0} active`;
     return health;
@@ -164,6 +167,8 @@ export function initPage({ onKeyChange } = {}) {
       event.preventDefault();
       saveApiKey(input.value.trim());
       if (saved) saved.textContent = input.value.trim() ? "Key saved in this browser." : "Key cleared.";
+      const error = document.getElementById("error");
+      if (error) showError(error, null); // errors about the old key no longer apply
       onKeyChange?.();
     });
   }
