@@ -19,7 +19,8 @@ class PcmPlayerProcessor extends AudioWorkletProcessor {
     const opts = options.processorOptions || {};
     this.inputRate = opts.inputSampleRate || sampleRate;
     this.step = this.inputRate / sampleRate; // input samples per output sample
-    this.prebuffer = Math.round(((opts.prebufferMs ?? 100) * this.inputRate) / 1000);
+    this.initialPrebuffer = Math.round(((opts.prebufferMs ?? 100) * this.inputRate) / 1000);
+    this.prebuffer = this.initialPrebuffer;
     this.maxPrebuffer = Math.round(((opts.maxPrebufferMs ?? 1000) * this.inputRate) / 1000);
     this.ring = new Float32Array(1 << 16);
     this.readPos = 0; // absolute input-sample position (fractional when resampling)
@@ -46,6 +47,8 @@ class PcmPlayerProcessor extends AudioWorkletProcessor {
     } else if (msg.type === "flush") {
       this.readPos = this.writePos; // drop everything buffered, at once
       this.ended = false;
+      // a new stream: keep some of what the last one taught about the network, but let it shrink back
+      this.prebuffer = Math.max(this.initialPrebuffer, Math.round(this.prebuffer * 0.75));
       this.setState("idle");
     }
   }
