@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import json
 import math
 import uuid
 from collections.abc import Callable, Mapping
@@ -19,13 +20,13 @@ from csmstream.pipeline.session import SessionConfig, TurnDetection
 
 PCM16_FORMAT = "pcm16"  # the only audio format: 16-bit little-endian PCM, 24 kHz mono
 CONTENT_INDEX = 0  # every item here has one content part
+MAX_OUTPUT_TOKENS = 4096  # OpenAI's limit for max_response_output_tokens
 
 # session.update fields that are accepted but have no effect here, with why (the docs of the endpoint).
 IGNORED_SESSION_FIELDS = {
     "model": "one model is served",
     "input_audio_transcription": "the server's own speech recognition always transcribes",
     "temperature": "the LLM's sampling is set on the server",
-    "max_response_output_tokens": "the LLM's length limit is set on the server",
     "tool_choice": "tools are not supported",
     "object": "read-only",
     "id": "read-only",
@@ -96,7 +97,9 @@ def turn_detection_json(detection: TurnDetection | None) -> dict[str, Any] | Non
     }
 
 
-def session_json(session_id: str, model: str, config: SessionConfig) -> dict[str, Any]:
+def session_json(
+    session_id: str, model: str, config: SessionConfig, max_output_tokens: int | None
+) -> dict[str, Any]:
     """The `session` object of `session.created` / `session.updated`."""
     return {
         "id": session_id,
@@ -111,6 +114,7 @@ def session_json(session_id: str, model: str, config: SessionConfig) -> dict[str
         "turn_detection": turn_detection_json(config.turn_detection),
         "tools": [],
         "tool_choice": "none",
+        "max_response_output_tokens": "inf" if max_output_tokens is None else max_output_tokens,
     }
 
 
@@ -149,7 +153,7 @@ def response_json(
 def parse_event(raw: str) -> tuple[str, str | None, dict[str, Any]]:
     """Text frame → (type, the client's event_id or None, the event)."""
     try:
-        event = __import__("json").loads(raw)
+        event = json.loads(raw)
     except ValueError:
         raise EventError("invalid_json", "the event is not valid JSON") from None
     if not isinstance(event, dict):
@@ -157,9 +161,9 @@ def parse_event(raw: str) -> tuple[str, str | None, dict[str, Any]]:
     event_id = event.get("event_id")
     if event_id is not None and not isinstance(event_id, str):
         raise EventError("invalid_type", "`event_id` must be a string", "event_id")
-    kind = event.get("type")
-    if not isinstance(kind, str) or not kind:
-        raise EventError("missing_required_parameter", "an event needs a `type` (a string)", "type")
+    if "type" not in event:
+        raise EventError("missing_required_parameter", "an event needs a `type`", "type")
+    kind = expect(event["type"], str, "type")
     return kind, event_id, event
 
 
@@ -232,6 +236,7 @@ def parse_session_update(
             "output_audio_format",
             "modalities",
             "tools",
+            "max_response_output_tokens",  # read by `parse_max_output_tokens`
             *IGNORED_SESSION_FIELDS,
         },
         "session",
@@ -261,6 +266,20 @@ def parse_session_update(
     if "tools" in session and expect(session["tools"], list, "session.tools"):
         raise EventError("invalid_value", "tools are not supported", "session.tools")
     return dataclasses.replace(current, **changes)
+
+
+def parse_max_output_tokens(value: Any) -> int | None:
+    """`max_response_output_tokens`: 1..MAX_OUTPUT_TOKENS, or "inf" (None: the server's own limit)."""
+    if value == "inf":
+        return None
+    number = whole_number(value, "session.max_response_output_tokens")
+    if not 1 <= number <= MAX_OUTPUT_TOKENS:
+        raise EventError(
+            "invalid_value",
+            f"max_response_output_tokens must be between 1 and {MAX_OUTPUT_TOKENS}, or 'inf'",
+            "session.max_response_output_tokens",
+        )
+    return number
 
 
 def _voice(value: Any, voice_exists: Callable[[str], bool]) -> str | None:
@@ -293,7 +312,9 @@ def _turn_detection(value: Any, current: TurnDetection | None) -> TurnDetection 
         threshold = expect(value["threshold"], (int, float), "session.turn_detection.threshold")
         if not 0.0 < threshold < 1.0:
             raise EventError(
-                "invalid_value", "turn_detection.threshold must be between 0 and 1", "turn_detection.threshold"
+                "invalid_value",
+                "turn_detection.threshold must be between 0 and 1",
+                "turn_detection.threshold",
             )
         changes["threshold"] = float(threshold)
     for key in ("prefix_padding_ms", "silence_duration_ms"):
@@ -326,11 +347,11 @@ def parse_user_text_item(event: Mapping[str, Any]) -> str:
     for index, part in enumerate(content):
         where = f"item.content[{index}]"
         expect(part, dict, where)
-        check_fields(part, {"type", "text"}, where)
         if require(part, "type", str, where) != "input_text":
             raise EventError(
                 "invalid_value", f"{where}.type must be 'input_text' (typed text)", f"{where}.type"
             )
+        check_fields(part, {"type", "text"}, where)
         texts.append(require(part, "text", str, where))
     text = " ".join(t.strip() for t in texts if t.strip())
     if not text:

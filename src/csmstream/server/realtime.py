@@ -1,0 +1,685 @@
+"""`/v1/realtime`: a spoken conversation over a WebSocket, with the OpenAI Realtime API's events.
+
+One connection = one `Conversation` (pipeline/) on the server's shared speech engine, with the app's shared
+speech recognition, VAD model and LLM (`RealtimeServices`, built on the first connection and kept on
+`app.state.realtime`). Three tasks per connection:
+
+- the receive loop parses client events and calls the conversation (whose methods never block);
+- the pump turns the conversation's events into server events;
+- the sender is the only writer to the socket, draining the bounded `Outbox` (a client that stops reading
+  gets its response cancelled, never an unbounded buffer).
+
+Ordering: the connection's own answers (`session.updated`, `conversation.item.created` for typed text,
+errors, ...) are held until the pump has forwarded the pipeline events that the same client event caused,
+so the client sees e.g. `input_audio_buffer.speech_started` before `conversation.item.truncated`.
+
+Every malformed event gets an `error` event and the session goes on; so does a binary frame. When the
+connection ends, the conversation is closed: its synthesis is cancelled and the engine slot freed.
+
+Differences from OpenAI's service, by design: audio is PCM16 24 kHz mono only; the LLM and its sampling are
+the server's (`temperature`, `max_response_output_tokens`, `input_audio_transcription` are accepted and have
+no effect; per-response overrides in `response.create` are ignored); no tools. After a barge-in the server
+cuts the assistant item to what it estimates was played and says so with `conversation.item.truncated`;
+a client that knows better sends `conversation.item.truncate`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, FastAPI, WebSocket
+from starlette.websockets import WebSocketState
+
+from csmstream.audio.pcm import float_to_pcm16_bytes
+from csmstream.config import Settings
+from csmstream.engine.request import SAMPLE_RATE
+from csmstream.errors import CsmstreamError
+from csmstream.pipeline import events as ev
+from csmstream.pipeline.conversation import Conversation
+from csmstream.pipeline.history import AssistantTurn, Turn, UserTurn
+from csmstream.pipeline.llm import LLMBackend, LLMError, LLMUnavailable, build_llm
+from csmstream.pipeline.llm.persona import DEFAULT_PERSONA
+from csmstream.pipeline.session import SessionConfig
+from csmstream.pipeline.stt import Transcriber, WhisperTranscriber, load_stt
+from csmstream.pipeline.vad_model import SileroVadModel
+from csmstream.server.context import ServerContext, server_context
+from csmstream.server.outbox import Outbox
+from csmstream.server.realtime_events import (
+    CONTENT_INDEX,
+    EventError,
+    check_fields,
+    decode_audio,
+    error_event,
+    expect,
+    message_item,
+    parse_event,
+    parse_max_output_tokens,
+    parse_session_update,
+    parse_truncate,
+    parse_user_text_item,
+    require,
+    response_json,
+    server_event,
+    session_json,
+)
+
+logger = logging.getLogger(__name__)
+
+NO_LLM_MESSAGE = "no LLM configured: start the server with --llm-base-url/--llm-model or --llm-gguf"
+CLOSE_POLICY_VIOLATION = 1008  # the client stopped reading altogether
+CLOSE_INTERNAL_ERROR = 1011
+OUTPUT_INDEX = 0  # every response has one output item
+SAMPLES_PER_MS = SAMPLE_RATE // 1000
+# Conversation errors that are the client's doing (the rest are the server's or its models').
+CLIENT_ERROR_CODES = {"bad_request", "unknown_voice", "text_too_long", "response_in_progress"}
+# Pipeline error codes → the names OpenAI's Realtime API gives the same situations.
+OPENAI_ERROR_CODES = {"response_in_progress": "conversation_already_has_active_response"}
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    services = getattr(app.state, "realtime", None)
+    if services is not None:
+        await services.aclose()
+
+
+router = APIRouter(lifespan=_lifespan)
+
+
+@router.websocket("/v1/realtime")
+async def realtime(websocket: WebSocket) -> None:
+    ctx = server_context(websocket)
+    await RealtimeConnection(websocket, ctx, realtime_services(websocket.app, ctx.settings)).serve()
+
+
+# ---- what every connection of one app shares ----------------------------------------------------------------
+
+
+class _MissingLLM(LLMBackend):
+    """Stands in when no LLM is configured (or it could not be built): every answer fails with why."""
+
+    def __init__(self, message: str) -> None:
+        self.name = "none"
+        self.message = message
+
+    async def stream_chat(self, messages, *, cancel=None) -> AsyncIterator[str]:  # noqa: ANN001
+        raise LLMUnavailable(self.message)
+        yield ""  # unreachable: makes this an async generator like the real backends
+
+
+class _LimitedLLM(LLMBackend):
+    """One connection's view of the shared LLM: answers stop after `max_deltas` streamed pieces (the session's
+    `max_response_output_tokens`; llama.cpp and most servers stream one token per piece). None: no limit
+    beyond the backend's own."""
+
+    def __init__(self, inner: LLMBackend) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.max_deltas: int | None = None
+
+    async def stream_chat(self, messages, *, cancel=None) -> AsyncIterator[str]:  # noqa: ANN001
+        limit = self.max_deltas
+        count = 0
+        # aclosing: leaving early must close the backend's stream now (that stops the generation)
+        async with contextlib.aclosing(self.inner.stream_chat(messages, cancel=cancel)) as deltas:
+            async for delta in deltas:
+                yield delta
+                count += 1
+                if limit is not None and count >= limit:
+                    return
+
+
+class _SharedTranscriber:
+    """Whisper, loaded once per app on a worker thread the first time a connection opens; a transcription
+    that comes before the load has finished waits for it. A failed load fails every transcription with its
+    reason (an `error` event per user turn)."""
+
+    def __init__(self, model: str | None) -> None:
+        self._model = model
+        self._loading: asyncio.Task[WhisperTranscriber] | None = None
+
+    def start_loading(self) -> None:
+        if self._loading is None:
+            self._loading = asyncio.get_running_loop().create_task(asyncio.to_thread(load_stt, self._model))
+
+    async def transcribe(self, pcm: np.ndarray, sample_rate: int = SAMPLE_RATE) -> str:
+        self.start_loading()
+        assert self._loading is not None, "loading was just started"
+        # shielded: a turn cancelled while the model loads must not cancel the load for every connection
+        stt = await asyncio.shield(self._loading)
+        return await stt.transcribe(pcm, sample_rate)
+
+
+class RealtimeServices:
+    """The LLM, speech recognition and VAD model shared by the realtime connections of one app."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.persona = settings.persona or DEFAULT_PERSONA
+        self.stt: Transcriber = _SharedTranscriber(settings.stt_model or None)
+        self.llm: LLMBackend = _MissingLLM(NO_LLM_MESSAGE)
+        self.llm_problem: str | None = NO_LLM_MESSAGE  # why there is no LLM to answer; None: there is one
+        self.vad_model: SileroVadModel | None = None
+        self._lock = asyncio.Lock()
+        self._ready = False
+
+    async def ready(self) -> None:
+        """Build what the first connection needs (on worker threads: llama.cpp and ONNX load slowly)."""
+        async with self._lock:
+            if self._ready:
+                return
+            self.stt.start_loading()  # type: ignore[attr-defined]  # ours: _SharedTranscriber
+            s = self.settings
+            if s.llm_gguf or s.llm_base_url:
+                try:
+                    self.llm = await asyncio.to_thread(
+                        build_llm,
+                        s.llm_base_url or None,
+                        s.llm_model or None,
+                        s.llm_api_key or None,
+                        s.llm_gguf,
+                    )
+                    self.llm_problem = None
+                except LLMError as exc:  # e.g. llama-cpp-python missing: every answer says so
+                    logger.error("the LLM could not be set up: %s", exc)
+                    self.llm, self.llm_problem = _MissingLLM(str(exc)), str(exc)
+            self.vad_model = await asyncio.to_thread(SileroVadModel)
+            self._ready = True
+
+    async def aclose(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.llm.aclose()
+
+
+def realtime_services(app: FastAPI, settings: Settings) -> RealtimeServices:
+    """The app's services, created (not yet loaded) on first use."""
+    services = getattr(app.state, "realtime", None)
+    if services is None:
+        services = app.state.realtime = RealtimeServices(settings)
+    return services
+
+
+# ---- one connection ----------------------------------------------------------------------------------------
+
+
+class RealtimeConnection:
+    def __init__(self, websocket: WebSocket, ctx: ServerContext, services: RealtimeServices) -> None:
+        self._ws = websocket
+        self._ctx = ctx
+        self._services = services
+        self._outbox = Outbox(ctx.options.ws_send_buffer_bytes)
+        self._session_id = "sess_" + uuid.uuid4().hex[:20]
+        self._conversation: Conversation | None = None
+        self._llm = _LimitedLLM(services.llm)
+        self._replies: list[dict[str, Any]] = []  # our own answers, sent once the pump has caught up
+        self._item_ids: list[str] = []  # items announced to the client, oldest first (`previous_item_id`)
+        self._active_response_id: str | None = None
+        self._cancel_reasons: dict[
+            str, str
+        ] = {}  # response id → why it was cancelled, when the client did it
+        self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
+            "session.update": self._on_session_update,
+            "input_audio_buffer.append": self._on_append,
+            "input_audio_buffer.commit": self._on_commit,
+            "input_audio_buffer.clear": self._on_clear,
+            "conversation.item.create": self._on_item_create,
+            "conversation.item.truncate": self._on_truncate,
+            "conversation.item.retrieve": self._on_retrieve,
+            "response.create": self._on_response_create,
+            "response.cancel": self._on_response_cancel,
+        }
+
+    @property
+    def conversation(self) -> Conversation:
+        assert self._conversation is not None, "the conversation exists once the connection is accepted"
+        return self._conversation
+
+    async def serve(self) -> None:
+        await self._ws.accept()
+        sender = asyncio.create_task(self._send_loop(), name="realtime-send")
+        try:
+            await self._services.ready()
+            self._llm.inner = self._services.llm  # built by `ready()`
+            self._conversation = Conversation(
+                self._ctx.engine,
+                self._llm,
+                self._services.stt,
+                config=SessionConfig(instructions=self._services.persona),
+                vad_model=self._services.vad_model,
+            )
+        except Exception as exc:  # a missing VAD package, a broken install: say so, then close
+            logger.exception("could not start a realtime session")
+            self._send(
+                error_event("internal", f"could not start the session: {exc}", error_type="server_error")
+            )
+            self._outbox.close()
+            await _quietly(sender)
+            await self._close(CLOSE_INTERNAL_ERROR)
+            return
+        self._send(server_event("session.created", session=self._session_json()))
+        pump = asyncio.create_task(self._pump(), name="realtime-pump")
+        receiver = asyncio.create_task(self._receive_loop(), name="realtime-receive")
+        try:
+            # The client leaving (receiver) or the socket failing / the client not reading (sender) ends it.
+            await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            receiver.cancel()
+            await _quietly(receiver)
+            await self.conversation.aclose()  # cancels the synthesis: the engine frees the slot
+            await _quietly(pump)  # ends with the conversation's events
+            overflowed = self._outbox.overflowed
+            self._outbox.close()
+            sender.cancel()  # the client is gone (or not reading): nothing queued matters any more
+            await _quietly(sender)
+            if overflowed:
+                await self._close(CLOSE_POLICY_VIOLATION)
+
+    async def _close(self, code: int) -> None:
+        if self._ws.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._ws.close(code=code), timeout=5.0)
+
+    # ---- the three loops
+
+    async def _receive_loop(self) -> None:
+        while True:
+            message = await self._ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if message.get("bytes") is not None:
+                self._reply(
+                    error_event(
+                        "binary_not_supported",
+                        "binary frames are not part of this protocol: send JSON events as text frames "
+                        "(audio base64-encoded in input_audio_buffer.append)",
+                    )
+                )
+            else:
+                self._dispatch(message.get("text") or "")
+            # Let the pump forward the pipeline events this client event caused, then send our answers
+            # after them. One pass of the loop is enough: the pump drains its queue without awaiting.
+            await asyncio.sleep(0)
+            self._flush_replies()
+
+    async def _pump(self) -> None:
+        async for event in self.conversation.events():
+            try:
+                self._forward(event)
+            except Exception:  # a bug must not silence the connection
+                logger.exception("forwarding %s failed", type(event).__name__)
+
+    async def _send_loop(self) -> None:
+        while (item := await self._outbox.get()) is not None:
+            try:
+                await self._ws.send_text(item.text)
+            except Exception:  # the client is gone; the receive loop sees the disconnect too
+                logger.debug("send failed; closing the connection", exc_info=True)
+                return
+            finally:
+                self._outbox.done(item)
+
+    # ---- sending
+
+    def _send(self, event: dict[str, Any]) -> None:
+        if event["type"] == "error":
+            self._ctx.metrics.observe_error(event["error"]["code"])
+        self._outbox.put_control(_json(event))
+
+    def _reply(self, event: dict[str, Any]) -> None:
+        """An answer of ours: sent after the pipeline events already emitted (see the module docs)."""
+        self._replies.append(event)
+
+    def _flush_replies(self) -> None:
+        replies, self._replies = self._replies, []
+        for event in replies:
+            self._send(event)
+
+    def _session_json(self) -> dict[str, Any]:
+        return session_json(
+            self._session_id, self._ctx.engine.model_name, self.conversation.config, self._llm.max_deltas
+        )
+
+    def _announce_item(self, item_id: str) -> str | None:
+        """Record a new item; returns the id of the item before it (`previous_item_id`)."""
+        previous = self._item_ids[-1] if self._item_ids else None
+        self._item_ids.append(item_id)
+        return previous
+
+    # ---- client events
+
+    def _dispatch(self, raw: str) -> None:
+        event_id: str | None = None
+        try:
+            kind, event_id, event = parse_event(raw)
+            handler = self._handlers.get(kind)
+            if handler is None:
+                raise EventError(
+                    "unknown_event_type",
+                    f"unknown event type {kind!r}; supported: {', '.join(self._handlers)}",
+                    "type",
+                )
+            handler(event)
+        except EventError as exc:
+            self._reply(error_event(exc.code, exc.message, param=exc.param, client_event_id=event_id))
+        except CsmstreamError as exc:
+            code = OPENAI_ERROR_CODES.get(exc.code, exc.code)
+            self._reply(error_event(code, str(exc), client_event_id=event_id))
+        except Exception as exc:  # a bug must cost one event, not the connection
+            logger.exception("handling a realtime event failed")
+            self._reply(
+                error_event(
+                    "internal",
+                    f"internal error: {type(exc).__name__}",
+                    error_type="server_error",
+                    client_event_id=event_id,
+                )
+            )
+
+    def _on_session_update(self, event: dict[str, Any]) -> None:
+        check_fields(event, {"type", "event_id", "session"}, "event")
+        session = require(event, "session", dict, "event")
+        config = parse_session_update(session, self.conversation.config, self._ctx.voices.has)
+        max_output_tokens = self._llm.max_deltas
+        if "max_response_output_tokens" in session:
+            max_output_tokens = parse_max_output_tokens(session["max_response_output_tokens"])
+        self.conversation.update_config(config)
+        self._llm.max_deltas = max_output_tokens
+        self._reply(server_event("session.updated", session=self._session_json()))
+
+    def _on_append(self, event: dict[str, Any]) -> None:
+        pcm = decode_audio(event)
+        conversation = self.conversation
+        audible_before = conversation.assistant_audible()
+        turn = _newest_assistant_turn(conversation)
+        conversation.append_audio(pcm)
+        if audible_before and turn is not None and not conversation.assistant_audible():
+            # Server VAD heard the user over the assistant (barge-in): the conversation stopped the answer
+            # and cut its item to what the listener is estimated to have heard. Tell the client where.
+            kept_ms = turn.num_samples // SAMPLES_PER_MS if conversation.history.find(turn.item_id) else 0
+            self._reply(
+                server_event(
+                    "conversation.item.truncated",
+                    item_id=turn.item_id,
+                    content_index=CONTENT_INDEX,
+                    audio_end_ms=kept_ms,
+                )
+            )
+
+    def _on_commit(self, event: dict[str, Any]) -> None:
+        check_fields(event, {"type", "event_id"}, "event")
+        if self.conversation.commit() is None:
+            raise EventError("input_audio_buffer_commit_empty", "the input audio buffer is empty")
+        # `input_audio_buffer.committed` comes from the conversation (the same event as a VAD commit)
+
+    def _on_clear(self, event: dict[str, Any]) -> None:
+        check_fields(event, {"type", "event_id"}, "event")
+        self.conversation.clear_audio()
+        self._reply(server_event("input_audio_buffer.cleared"))
+
+    def _on_item_create(self, event: dict[str, Any]) -> None:
+        text = parse_user_text_item(event)
+        previous_item_id = event.get("previous_item_id")
+        if previous_item_id is not None:
+            expect(previous_item_id, str, "previous_item_id")
+            newest = self._item_ids[-1] if self._item_ids else None
+            if previous_item_id != newest:
+                raise EventError(
+                    "invalid_value",
+                    "items can only be added at the end of the conversation: previous_item_id must be "
+                    f"the newest item ({newest!r}) or null",
+                    "previous_item_id",
+                )
+        item_id = self.conversation.add_user_text(text)
+        item = message_item(item_id, "user", [{"type": "input_text", "text": text}])
+        self._reply(
+            server_event(
+                "conversation.item.created", previous_item_id=self._announce_item(item_id), item=item
+            )
+        )
+
+    def _on_truncate(self, event: dict[str, Any]) -> None:
+        item_id, audio_end_ms = parse_truncate(event)
+        turn = self.conversation.history.find(item_id)
+        if not isinstance(turn, AssistantTurn):
+            raise EventError("invalid_value", f"no assistant item {item_id!r} to truncate", "item_id")
+        available_ms = turn.num_samples // SAMPLES_PER_MS
+        if audio_end_ms > available_ms:
+            raise EventError(
+                "invalid_value",
+                f"audio_end_ms {audio_end_ms} is past the item's audio ({available_ms} ms)",
+                "audio_end_ms",
+            )
+        if self._active_response_id is not None and self.conversation.responding:
+            self._cancel_reasons.setdefault(self._active_response_id, "client_cancelled")
+        self.conversation.truncate(item_id, audio_end_ms * SAMPLES_PER_MS)
+        self._reply(
+            server_event(
+                "conversation.item.truncated",
+                item_id=item_id,
+                content_index=CONTENT_INDEX,
+                audio_end_ms=audio_end_ms,
+            )
+        )
+
+    def _on_retrieve(self, event: dict[str, Any]) -> None:
+        check_fields(event, {"type", "event_id", "item_id"}, "event")
+        item_id = require(event, "item_id", str, "event")
+        turn = self.conversation.history.find(item_id)
+        if turn is None:
+            raise EventError("invalid_value", f"no item {item_id!r} in the conversation", "item_id")
+        self._reply(server_event("conversation.item.retrieved", item=self._item_json(turn)))
+
+    def _on_response_create(self, event: dict[str, Any]) -> None:
+        check_fields(event, {"type", "event_id", "response"}, "event")
+        if event.get("response") is not None:
+            expect(event["response"], dict, "response")  # its overrides are not supported: see module docs
+        if self._services.llm_problem is not None:
+            raise EventError("llm_unavailable", self._services.llm_problem)
+        self.conversation.create_response()  # a response in progress → the conversation's own error event
+
+    def _on_response_cancel(self, event: dict[str, Any]) -> None:
+        check_fields(event, {"type", "event_id", "response_id"}, "event")
+        response_id = event.get("response_id")
+        if response_id is not None:
+            expect(response_id, str, "response_id")
+        active = self._active_response_id
+        if not self.conversation.responding or (response_id is not None and response_id != active):
+            raise EventError(
+                "response_cancel_not_active",
+                f"no response {response_id!r} in progress" if response_id else "no response is in progress",
+                "response_id" if response_id else None,
+            )
+        if active is not None:
+            self._cancel_reasons[active] = "client_cancelled"
+        self.conversation.cancel_response()
+
+    # ---- conversation events → server events
+
+    def _forward(self, event: ev.PipelineEvent) -> None:
+        parts = {"output_index": OUTPUT_INDEX, "content_index": CONTENT_INDEX}
+        match event:
+            case ev.SpeechStarted(item_id, audio_start_ms):
+                self._send(
+                    server_event(
+                        "input_audio_buffer.speech_started", audio_start_ms=audio_start_ms, item_id=item_id
+                    )
+                )
+            case ev.SpeechStopped(item_id, audio_end_ms):
+                self._send(
+                    server_event(
+                        "input_audio_buffer.speech_stopped", audio_end_ms=audio_end_ms, item_id=item_id
+                    )
+                )
+            case ev.InputCommitted(item_id):
+                previous = self._announce_item(item_id)
+                self._send(
+                    server_event("input_audio_buffer.committed", previous_item_id=previous, item_id=item_id)
+                )
+                item = message_item(item_id, "user", [{"type": "input_audio", "transcript": None}])
+                self._send(server_event("conversation.item.created", previous_item_id=previous, item=item))
+            case ev.TranscriptionCompleted(item_id, text):
+                self._send(
+                    server_event(
+                        "conversation.item.input_audio_transcription.completed",
+                        item_id=item_id,
+                        content_index=CONTENT_INDEX,
+                        transcript=text,
+                    )
+                )
+            case ev.ResponseCreated(response_id, item_id):
+                self._active_response_id = response_id
+                self._send(
+                    server_event("response.created", response=response_json(response_id, "in_progress"))
+                )
+                item = message_item(item_id, "assistant", [], status="in_progress")
+                self._send(
+                    server_event(
+                        "response.output_item.added",
+                        response_id=response_id,
+                        output_index=OUTPUT_INDEX,
+                        item=item,
+                    )
+                )
+                previous = self._announce_item(item_id)
+                self._send(server_event("conversation.item.created", previous_item_id=previous, item=item))
+                self._send(
+                    server_event(
+                        "response.content_part.added",
+                        response_id=response_id,
+                        item_id=item_id,
+                        **parts,
+                        part={"type": "audio", "transcript": ""},
+                    )
+                )
+            case ev.TranscriptDelta(response_id, item_id, text):
+                self._send(
+                    server_event(
+                        "response.audio_transcript.delta",
+                        response_id=response_id,
+                        item_id=item_id,
+                        **parts,
+                        delta=text,
+                    )
+                )
+            case ev.AudioDelta(response_id, item_id, pcm):
+                self._send_audio(response_id, item_id, pcm)
+            case ev.AudioDone(response_id, item_id):
+                self._send(
+                    server_event("response.audio.done", response_id=response_id, item_id=item_id, **parts)
+                )
+            case ev.TranscriptDone(response_id, item_id, text):
+                self._send(
+                    server_event(
+                        "response.audio_transcript.done",
+                        response_id=response_id,
+                        item_id=item_id,
+                        **parts,
+                        transcript=text,
+                    )
+                )
+                self._send(
+                    server_event(
+                        "response.content_part.done",
+                        response_id=response_id,
+                        item_id=item_id,
+                        **parts,
+                        part={"type": "audio", "transcript": text},
+                    )
+                )
+            case ev.ResponseDone(response_id, item_id, status, error):
+                self._response_done(response_id, item_id, status, error)
+            case ev.Error(code, message):
+                self._send(
+                    error_event(
+                        OPENAI_ERROR_CODES.get(code, code),
+                        message,
+                        error_type="invalid_request_error" if code in CLIENT_ERROR_CODES else "server_error",
+                    )
+                )
+
+    def _send_audio(self, response_id: str, item_id: str, pcm: np.ndarray) -> None:
+        delta = base64.b64encode(float_to_pcm16_bytes(pcm)).decode("ascii")
+        text = _json(
+            server_event(
+                "response.audio.delta",
+                response_id=response_id,
+                item_id=item_id,
+                output_index=OUTPUT_INDEX,
+                content_index=CONTENT_INDEX,
+                delta=delta,
+            )
+        )
+        if self._outbox.put_audio(text, None):
+            return
+        # The client reads slower than we speak: stop the answer rather than buffer it without end.
+        self._cancel_reasons[response_id] = "client_too_slow"
+        self.conversation.cancel_response()
+        self._send(
+            error_event(
+                "slow_client",
+                "the client reads audio slower than it is generated: the response was cancelled",
+                error_type="server_error",
+            )
+        )
+
+    def _response_done(self, response_id: str, item_id: str, status: str, error: str | None) -> None:
+        if self._active_response_id == response_id:
+            self._active_response_id = None
+        # The item as the conversation keeps it: after a barge-in, only what was heard.
+        turn = self.conversation.history.find(item_id)
+        transcript = turn.text if turn is not None else ""
+        item_status = "completed" if status == "completed" else "incomplete"
+        item = message_item(item_id, "assistant", [{"type": "audio", "transcript": transcript}], item_status)
+        self._send(
+            server_event(
+                "response.output_item.done", response_id=response_id, output_index=OUTPUT_INDEX, item=item
+            )
+        )
+        details: dict[str, Any] | None = None
+        if status == "cancelled":
+            details = {"type": "cancelled", "reason": self._cancel_reasons.pop(response_id, "turn_detected")}
+        elif status == "failed":
+            details = {"type": "failed", "error": {"type": "server_error", "message": error or "failed"}}
+        self._send(
+            server_event("response.done", response=response_json(response_id, status, [item], details))
+        )
+
+    def _item_json(self, turn: Turn) -> dict[str, Any]:
+        """An item as the conversation holds it now, with its audio (base64 PCM16 24 kHz)."""
+        if isinstance(turn, UserTurn):
+            if turn.audio is None:
+                return message_item(turn.item_id, "user", [{"type": "input_text", "text": turn.text}])
+            audio = base64.b64encode(float_to_pcm16_bytes(turn.audio)).decode("ascii")
+            content = [{"type": "input_audio", "transcript": turn.text, "audio": audio}]
+            return message_item(turn.item_id, "user", content)
+        pcm = np.concatenate([u.audio for u in turn.units]) if turn.units else np.zeros(0, np.float32)
+        audio = base64.b64encode(float_to_pcm16_bytes(pcm)).decode("ascii")
+        responding = self.conversation.responding and self._active_response_id is not None
+        status = "in_progress" if responding and turn is _newest_assistant_turn(self.conversation) else None
+        status = status or ("incomplete" if turn.truncated else "completed")
+        return message_item(
+            turn.item_id, "assistant", [{"type": "audio", "transcript": turn.text, "audio": audio}], status
+        )
+
+
+def _newest_assistant_turn(conversation: Conversation) -> AssistantTurn | None:
+    return next((t for t in reversed(conversation.history.turns) if isinstance(t, AssistantTurn)), None)
+
+
+def _json(event: dict[str, Any]) -> str:
+    return json.dumps(event, ensure_ascii=False)
+
+
+async def _quietly(task: asyncio.Task) -> None:
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
