@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 from pipeline_helpers import silence, speak, voiced_span_ms, word_error_rate
-from realtime_client import SAMPLE_RATE, RealtimeClient
+from realtime_client import CHUNK_MS, SAMPLE_RATE, RealtimeClient
 
 QUESTION = "What is the capital of France?"
 INTERRUPTION = "Wait, stop, I have another question."
@@ -88,7 +88,10 @@ def test_spoken_question_is_detected_transcribed_answered_and_spoken(realtime_se
 
 
 def test_barge_in_cancels_the_answer_and_keeps_only_what_was_played(realtime_server):
-    interruption = np.concatenate([silence(0.2), speak(INTERRUPTION), silence(0.8)])
+    lead_s = 0.2
+    speech = speak(INTERRUPTION)
+    interruption = np.concatenate([silence(lead_s), speech, silence(0.8)])
+    onset_chunk = int((lead_s * 1000 + voiced_span_ms(speech)[0]) // CHUNK_MS)
     with RealtimeClient(realtime_server.realtime_url) as client:
         client.wait_for("session.created")
         # the interruption is heard, but not answered: this test is about the answer it cuts off
@@ -107,7 +110,7 @@ def test_barge_in_cancels_the_answer_and_keeps_only_what_was_played(realtime_ser
         response_id = client.wait_for("response.created").event["response"]["id"]
         first_audio = client.wait_for("response.audio.delta", timeout_s=60)
 
-        client.stream(interruption)  # the user talks over the assistant
+        sent_at = client.stream(interruption)  # the user talks over the assistant
 
         started = client.wait_for("input_audio_buffer.speech_started")
         done = client.wait_for("response.done", timeout_s=10)
@@ -148,7 +151,9 @@ def test_barge_in_cancels_the_answer_and_keeps_only_what_was_played(realtime_ser
     played_by_then_s = started.at - first_audio.at  # the client started playing on the first delta
     print(
         f"\nbarge-in: speech_started → response.done {delay_s * 1000:.1f} ms; kept {truncated['audio_end_ms']} ms "
-        f"of {len(received) / 2 / SAMPLE_RATE * 1000:.0f} ms received ({played_by_then_s * 1000:.0f} ms played)"
+        f"of {len(received) / 2 / SAMPLE_RATE * 1000:.0f} ms received ({played_by_then_s * 1000:.0f} ms played); "
+        f"speech onset sent → response.done {(done.at - sent_at[onset_chunk]) * 1000:.0f} ms (VAD confirms "
+        "after 250 ms of speech)"
     )
     assert response["id"] == response_id and response["status"] == "cancelled", response
     assert response["status_details"] == {"type": "cancelled", "reason": "turn_detected"}, response

@@ -17,10 +17,12 @@ Every malformed event gets an `error` event and the session goes on; so does a b
 connection ends, the conversation is closed: its synthesis is cancelled and the engine slot freed.
 
 Differences from OpenAI's service, by design: audio is PCM16 24 kHz mono only; the LLM and its sampling are
-the server's (`temperature`, `max_response_output_tokens`, `input_audio_transcription` are accepted and have
-no effect; per-response overrides in `response.create` are ignored); no tools. After a barge-in the server
-cuts the assistant item to what it estimates was played and says so with `conversation.item.truncated`;
-a client that knows better sends `conversation.item.truncate`.
+the server's (`temperature` and `input_audio_transcription` are accepted and have no effect; per-response
+overrides in `response.create` are ignored); `max_response_output_tokens` counts the LLM's streamed pieces
+(one token each from llama.cpp and most servers); no tools. After a barge-in the server cuts the assistant
+item to what it estimates was played and says so with `conversation.item.truncated`; a client that knows
+better sends `conversation.item.truncate`. `conversation.item.retrieve` returns an item as the conversation
+keeps it, audio included.
 """
 
 from __future__ import annotations
@@ -49,13 +51,16 @@ from csmstream.pipeline.history import AssistantTurn, Turn, UserTurn
 from csmstream.pipeline.llm import LLMBackend, LLMError, LLMUnavailable, build_llm
 from csmstream.pipeline.llm.persona import DEFAULT_PERSONA
 from csmstream.pipeline.session import SessionConfig
-from csmstream.pipeline.stt import Transcriber, WhisperTranscriber, load_stt
+from csmstream.pipeline.stt import WhisperTranscriber, load_stt
 from csmstream.pipeline.vad_model import SileroVadModel
 from csmstream.server.context import ServerContext, server_context
 from csmstream.server.outbox import Outbox
 from csmstream.server.realtime_events import (
     CONTENT_INDEX,
     EventError,
+    audio_committed_events,
+    audio_delta_event,
+    audio_done_event,
     check_fields,
     decode_audio,
     error_event,
@@ -67,9 +72,13 @@ from csmstream.server.realtime_events import (
     parse_truncate,
     parse_user_text_item,
     require,
-    response_json,
+    response_created_events,
+    response_done_events,
     server_event,
     session_json,
+    transcript_delta_event,
+    transcript_done_events,
+    truncated_event,
 )
 
 logger = logging.getLogger(__name__)
@@ -77,7 +86,6 @@ logger = logging.getLogger(__name__)
 NO_LLM_MESSAGE = "no LLM configured: start the server with --llm-base-url/--llm-model or --llm-gguf"
 CLOSE_POLICY_VIOLATION = 1008  # the client stopped reading altogether
 CLOSE_INTERNAL_ERROR = 1011
-OUTPUT_INDEX = 0  # every response has one output item
 SAMPLES_PER_MS = SAMPLE_RATE // 1000
 # Conversation errors that are the client's doing (the rest are the server's or its models').
 CLIENT_ERROR_CODES = {"bad_request", "unknown_voice", "text_too_long", "response_in_progress"}
@@ -166,7 +174,7 @@ class RealtimeServices:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.persona = settings.persona or DEFAULT_PERSONA
-        self.stt: Transcriber = _SharedTranscriber(settings.stt_model or None)
+        self.stt = _SharedTranscriber(settings.stt_model or None)
         self.llm: LLMBackend = _MissingLLM(NO_LLM_MESSAGE)
         self.llm_problem: str | None = NO_LLM_MESSAGE  # why there is no LLM to answer; None: there is one
         self.vad_model: SileroVadModel | None = None
@@ -178,7 +186,7 @@ class RealtimeServices:
         async with self._lock:
             if self._ready:
                 return
-            self.stt.start_loading()  # type: ignore[attr-defined]  # ours: _SharedTranscriber
+            self.stt.start_loading()  # Whisper loads in the background: the first turn is seconds away
             s = self.settings
             if s.llm_gguf or s.llm_base_url:
                 try:
@@ -224,9 +232,8 @@ class RealtimeConnection:
         self._replies: list[dict[str, Any]] = []  # our own answers, sent once the pump has caught up
         self._item_ids: list[str] = []  # items announced to the client, oldest first (`previous_item_id`)
         self._active_response_id: str | None = None
-        self._cancel_reasons: dict[
-            str, str
-        ] = {}  # response id → why it was cancelled, when the client did it
+        # response id → why it was cancelled, when the client (not the VAD) did it
+        self._cancel_reasons: dict[str, str] = {}
         self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
             "session.update": self._on_session_update,
             "input_audio_buffer.append": self._on_append,
@@ -339,6 +346,10 @@ class RealtimeConnection:
         """An answer of ours: sent after the pipeline events already emitted (see the module docs)."""
         self._replies.append(event)
 
+    def _send_all(self, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            self._send(event)
+
     def _flush_replies(self) -> None:
         replies, self._replies = self._replies, []
         for event in replies:
@@ -406,14 +417,7 @@ class RealtimeConnection:
             # Server VAD heard the user over the assistant (barge-in): the conversation stopped the answer
             # and cut its item to what the listener is estimated to have heard. Tell the client where.
             kept_ms = turn.num_samples // SAMPLES_PER_MS if conversation.history.find(turn.item_id) else 0
-            self._reply(
-                server_event(
-                    "conversation.item.truncated",
-                    item_id=turn.item_id,
-                    content_index=CONTENT_INDEX,
-                    audio_end_ms=kept_ms,
-                )
-            )
+            self._reply(truncated_event(turn.item_id, kept_ms))
 
     def _on_commit(self, event: dict[str, Any]) -> None:
         check_fields(event, {"type", "event_id"}, "event")
@@ -462,14 +466,7 @@ class RealtimeConnection:
         if self._active_response_id is not None and self.conversation.responding:
             self._cancel_reasons.setdefault(self._active_response_id, "client_cancelled")
         self.conversation.truncate(item_id, audio_end_ms * SAMPLES_PER_MS)
-        self._reply(
-            server_event(
-                "conversation.item.truncated",
-                item_id=item_id,
-                content_index=CONTENT_INDEX,
-                audio_end_ms=audio_end_ms,
-            )
-        )
+        self._reply(truncated_event(item_id, audio_end_ms))
 
     def _on_retrieve(self, event: dict[str, Any]) -> None:
         check_fields(event, {"type", "event_id", "item_id"}, "event")
@@ -506,7 +503,6 @@ class RealtimeConnection:
     # ---- conversation events → server events
 
     def _forward(self, event: ev.PipelineEvent) -> None:
-        parts = {"output_index": OUTPUT_INDEX, "content_index": CONTENT_INDEX}
         match event:
             case ev.SpeechStarted(item_id, audio_start_ms):
                 self._send(
@@ -521,12 +517,7 @@ class RealtimeConnection:
                     )
                 )
             case ev.InputCommitted(item_id):
-                previous = self._announce_item(item_id)
-                self._send(
-                    server_event("input_audio_buffer.committed", previous_item_id=previous, item_id=item_id)
-                )
-                item = message_item(item_id, "user", [{"type": "input_audio", "transcript": None}])
-                self._send(server_event("conversation.item.created", previous_item_id=previous, item=item))
+                self._send_all(audio_committed_events(item_id, self._announce_item(item_id)))
             case ev.TranscriptionCompleted(item_id, text):
                 self._send(
                     server_event(
@@ -538,87 +529,29 @@ class RealtimeConnection:
                 )
             case ev.ResponseCreated(response_id, item_id):
                 self._active_response_id = response_id
-                self._send(
-                    server_event("response.created", response=response_json(response_id, "in_progress"))
-                )
-                item = message_item(item_id, "assistant", [], status="in_progress")
-                self._send(
-                    server_event(
-                        "response.output_item.added",
-                        response_id=response_id,
-                        output_index=OUTPUT_INDEX,
-                        item=item,
-                    )
-                )
-                previous = self._announce_item(item_id)
-                self._send(server_event("conversation.item.created", previous_item_id=previous, item=item))
-                self._send(
-                    server_event(
-                        "response.content_part.added",
-                        response_id=response_id,
-                        item_id=item_id,
-                        **parts,
-                        part={"type": "audio", "transcript": ""},
-                    )
-                )
+                self._send_all(response_created_events(response_id, item_id, self._announce_item(item_id)))
             case ev.TranscriptDelta(response_id, item_id, text):
-                self._send(
-                    server_event(
-                        "response.audio_transcript.delta",
-                        response_id=response_id,
-                        item_id=item_id,
-                        **parts,
-                        delta=text,
-                    )
-                )
+                self._send(transcript_delta_event(response_id, item_id, text))
             case ev.AudioDelta(response_id, item_id, pcm):
                 self._send_audio(response_id, item_id, pcm)
             case ev.AudioDone(response_id, item_id):
-                self._send(
-                    server_event("response.audio.done", response_id=response_id, item_id=item_id, **parts)
-                )
+                self._send(audio_done_event(response_id, item_id))
             case ev.TranscriptDone(response_id, item_id, text):
-                self._send(
-                    server_event(
-                        "response.audio_transcript.done",
-                        response_id=response_id,
-                        item_id=item_id,
-                        **parts,
-                        transcript=text,
-                    )
-                )
-                self._send(
-                    server_event(
-                        "response.content_part.done",
-                        response_id=response_id,
-                        item_id=item_id,
-                        **parts,
-                        part={"type": "audio", "transcript": text},
-                    )
-                )
+                self._send_all(transcript_done_events(response_id, item_id, text))
             case ev.ResponseDone(response_id, item_id, status, error):
-                self._response_done(response_id, item_id, status, error)
+                if self._active_response_id == response_id:
+                    self._active_response_id = None
+                # The item as the conversation keeps it: after a barge-in, only what was heard.
+                turn = self.conversation.history.find(item_id)
+                transcript = turn.text if turn is not None else ""
+                reason = self._cancel_reasons.pop(response_id, None)
+                self._send_all(response_done_events(response_id, item_id, status, transcript, reason, error))
             case ev.Error(code, message):
-                self._send(
-                    error_event(
-                        OPENAI_ERROR_CODES.get(code, code),
-                        message,
-                        error_type="invalid_request_error" if code in CLIENT_ERROR_CODES else "server_error",
-                    )
-                )
+                error_type = "invalid_request_error" if code in CLIENT_ERROR_CODES else "server_error"
+                self._send(error_event(OPENAI_ERROR_CODES.get(code, code), message, error_type=error_type))
 
     def _send_audio(self, response_id: str, item_id: str, pcm: np.ndarray) -> None:
-        delta = base64.b64encode(float_to_pcm16_bytes(pcm)).decode("ascii")
-        text = _json(
-            server_event(
-                "response.audio.delta",
-                response_id=response_id,
-                item_id=item_id,
-                output_index=OUTPUT_INDEX,
-                content_index=CONTENT_INDEX,
-                delta=delta,
-            )
-        )
+        text = _json(audio_delta_event(response_id, item_id, float_to_pcm16_bytes(pcm)))
         if self._outbox.put_audio(text, None):
             return
         # The client reads slower than we speak: stop the answer rather than buffer it without end.
@@ -630,28 +563,6 @@ class RealtimeConnection:
                 "the client reads audio slower than it is generated: the response was cancelled",
                 error_type="server_error",
             )
-        )
-
-    def _response_done(self, response_id: str, item_id: str, status: str, error: str | None) -> None:
-        if self._active_response_id == response_id:
-            self._active_response_id = None
-        # The item as the conversation keeps it: after a barge-in, only what was heard.
-        turn = self.conversation.history.find(item_id)
-        transcript = turn.text if turn is not None else ""
-        item_status = "completed" if status == "completed" else "incomplete"
-        item = message_item(item_id, "assistant", [{"type": "audio", "transcript": transcript}], item_status)
-        self._send(
-            server_event(
-                "response.output_item.done", response_id=response_id, output_index=OUTPUT_INDEX, item=item
-            )
-        )
-        details: dict[str, Any] | None = None
-        if status == "cancelled":
-            details = {"type": "cancelled", "reason": self._cancel_reasons.pop(response_id, "turn_detected")}
-        elif status == "failed":
-            details = {"type": "failed", "error": {"type": "server_error", "message": error or "failed"}}
-        self._send(
-            server_event("response.done", response=response_json(response_id, status, [item], details))
         )
 
     def _item_json(self, turn: Turn) -> dict[str, Any]:

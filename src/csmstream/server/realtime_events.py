@@ -20,6 +20,7 @@ from csmstream.pipeline.session import SessionConfig, TurnDetection
 
 PCM16_FORMAT = "pcm16"  # the only audio format: 16-bit little-endian PCM, 24 kHz mono
 CONTENT_INDEX = 0  # every item here has one content part
+OUTPUT_INDEX = 0  # every response here has one output item
 MAX_OUTPUT_TOKENS = 4096  # OpenAI's limit for max_response_output_tokens
 
 # session.update fields that are accepted but have no effect here, with why (the docs of the endpoint).
@@ -145,6 +146,95 @@ def response_json(
         "output": output or [],
         "usage": None,
     }
+
+
+def _part(response_id: str, item_id: str) -> dict[str, Any]:
+    """The fields that place an event in a response's (only) output item and content part."""
+    return {
+        "response_id": response_id,
+        "item_id": item_id,
+        "output_index": OUTPUT_INDEX,
+        "content_index": CONTENT_INDEX,
+    }
+
+
+def audio_committed_events(item_id: str, previous_item_id: str | None) -> list[dict[str, Any]]:
+    """The input buffer became a user item (its transcript follows)."""
+    item = message_item(item_id, "user", [{"type": "input_audio", "transcript": None}])
+    return [
+        server_event("input_audio_buffer.committed", previous_item_id=previous_item_id, item_id=item_id),
+        server_event("conversation.item.created", previous_item_id=previous_item_id, item=item),
+    ]
+
+
+def response_created_events(
+    response_id: str, item_id: str, previous_item_id: str | None
+) -> list[dict[str, Any]]:
+    """A response starts, writing one assistant item with one audio part."""
+    item = message_item(item_id, "assistant", [], status="in_progress")
+    return [
+        server_event("response.created", response=response_json(response_id, "in_progress")),
+        server_event(
+            "response.output_item.added", response_id=response_id, output_index=OUTPUT_INDEX, item=item
+        ),
+        server_event("conversation.item.created", previous_item_id=previous_item_id, item=item),
+        server_event(
+            "response.content_part.added",
+            **_part(response_id, item_id),
+            part={"type": "audio", "transcript": ""},
+        ),
+    ]
+
+
+def transcript_delta_event(response_id: str, item_id: str, delta: str) -> dict[str, Any]:
+    return server_event("response.audio_transcript.delta", **_part(response_id, item_id), delta=delta)
+
+
+def audio_delta_event(response_id: str, item_id: str, pcm16: bytes) -> dict[str, Any]:
+    delta = base64.b64encode(pcm16).decode("ascii")
+    return server_event("response.audio.delta", **_part(response_id, item_id), delta=delta)
+
+
+def audio_done_event(response_id: str, item_id: str) -> dict[str, Any]:
+    return server_event("response.audio.done", **_part(response_id, item_id))
+
+
+def transcript_done_events(response_id: str, item_id: str, transcript: str) -> list[dict[str, Any]]:
+    part = {"type": "audio", "transcript": transcript}
+    return [
+        server_event("response.audio_transcript.done", **_part(response_id, item_id), transcript=transcript),
+        server_event("response.content_part.done", **_part(response_id, item_id), part=part),
+    ]
+
+
+def response_done_events(
+    response_id: str,
+    item_id: str,
+    status: str,
+    transcript: str,
+    cancel_reason: str | None = None,
+    error: str | None = None,
+) -> list[dict[str, Any]]:
+    """The response ended: its item (with the transcript the conversation kept) and its status."""
+    item_status = "completed" if status == "completed" else "incomplete"
+    item = message_item(item_id, "assistant", [{"type": "audio", "transcript": transcript}], item_status)
+    details: dict[str, Any] | None = None
+    if status == "cancelled":
+        details = {"type": "cancelled", "reason": cancel_reason or "turn_detected"}
+    elif status == "failed":
+        details = {"type": "failed", "error": {"type": "server_error", "message": error or "failed"}}
+    return [
+        server_event(
+            "response.output_item.done", response_id=response_id, output_index=OUTPUT_INDEX, item=item
+        ),
+        server_event("response.done", response=response_json(response_id, status, [item], details)),
+    ]
+
+
+def truncated_event(item_id: str, audio_end_ms: int) -> dict[str, Any]:
+    return server_event(
+        "conversation.item.truncated", item_id=item_id, content_index=CONTENT_INDEX, audio_end_ms=audio_end_ms
+    )
 
 
 # ---- client events ----------------------------------------------------------------------------------------
