@@ -114,7 +114,9 @@ def test_barge_in_cancels_the_answer_and_keeps_only_what_was_played(realtime_ser
 
         started = client.wait_for("input_audio_buffer.speech_started")
         done = client.wait_for("response.done", timeout_s=10)
-        truncated = client.wait_for("conversation.item.truncated").event
+        truncated_received = client.wait_for("conversation.item.truncated")
+        truncated = truncated_received.event
+        truncated_after_done = client.index(truncated_received) > client.index(done)
         received = client.audio_of(response_id)  # every delta of this response arrived before response.done
         deltas_after_done = [
             r
@@ -162,6 +164,7 @@ def test_barge_in_cancels_the_answer_and_keeps_only_what_was_played(realtime_ser
     # the item is cut to what was played: at most what had played when the speech was detected, a prefix of
     # what was sent, to the sample
     assert truncated["item_id"] == item_id
+    assert truncated_after_done, "conversation.item.truncated must follow the events of the barge-in"
     kept_samples = len(kept_audio) // 2
     assert 0 < kept_samples <= len(received) // 2
     assert kept_samples <= (played_by_then_s + 0.1) * SAMPLE_RATE, (kept_samples, played_by_then_s)
@@ -207,6 +210,27 @@ def test_concurrent_conversations_on_one_engine_all_get_audio(realtime_server):
     assert len({d["id"] for d in dones}) == 3
     assert all(len(a) > 0 and np.abs(_pcm16_samples(a)).max() > 0 for a in audio), [len(a) for a in audio]
     assert not foreign, "a connection received another conversation's audio"
+    assert realtime_server.wait_idle()["active_sessions"] == 0
+
+
+def test_client_cancel_stops_the_answer(realtime_server):
+    with RealtimeClient(realtime_server.realtime_url) as client:
+        client.wait_for("session.created")
+        client.send("session.update", session={"max_response_output_tokens": LONG_ANSWER_TOKENS})
+        content = [{"type": "input_text", "text": "Describe every colour of the rainbow in detail."}]
+        client.send("conversation.item.create", item={"type": "message", "role": "user", "content": content})
+        client.send("response.create")
+        response_id = client.wait_for("response.created").event["response"]["id"]
+        client.wait_for("response.audio.delta", timeout_s=60)
+        mark = client.mark()
+        client.send("response.cancel", response_id=response_id)
+        done = client.wait_for("response.done", after=mark, timeout_s=10).event["response"]
+        mark = client.mark()
+        client.send("response.cancel")  # nothing left to cancel
+        error = client.wait_for("error", after=mark).event["error"]
+    assert done["id"] == response_id and done["status"] == "cancelled", done
+    assert done["status_details"] == {"type": "cancelled", "reason": "client_cancelled"}, done
+    assert error["code"] == "response_cancel_not_active", error
     assert realtime_server.wait_idle()["active_sessions"] == 0
 
 

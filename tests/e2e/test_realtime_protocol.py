@@ -96,6 +96,10 @@ MALFORMED = {
     ),
     "item_text_not_a_string": ({"type": "conversation.item.create", "item": _text_item(5)}, "invalid_type"),
     "item_blank_text": ({"type": "conversation.item.create", "item": _text_item("   ")}, "invalid_value"),
+    "item_not_at_the_end": (
+        {"type": "conversation.item.create", "item": _text_item("hi"), "previous_item_id": "item_elsewhere"},
+        "invalid_value",
+    ),
     "item_audio_content": (
         {
             "type": "conversation.item.create",
