@@ -1,4 +1,4 @@
-"""Real processes for the realtime tests: the speech server (`csmstream serve`, via `realtime_serve.py`) and
+"""Real processes for the realtime tests: the speech server (`csmstream serve`) and
 an OpenAI-compatible LLM server (`python -m llama_cpp.server` with the Gemma 3 270M GGUF)."""
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from pathlib import Path
 import httpx
 
 LISTENING = re.compile(r"csmstream: listening on (http://\S+)")
-LAUNCHER = Path(__file__).with_name("realtime_serve.py")
 STARTUP_TIMEOUT_S = 120.0
 
 
@@ -59,7 +58,7 @@ class Process:
 
 def start_speech_server(args: list[str], voices_dir: Path, env: dict[str, str]) -> Process:
     """`csmstream serve --port 0 ARGS` with `env` added (settings come from `CSMSTREAM_*` too)."""
-    command = [sys.executable, str(LAUNCHER), "serve", "--port", "0", "--host", "127.0.0.1"]
+    command = [sys.executable, "-m", "csmstream.cli", "serve", "--port", "0", "--host", "127.0.0.1"]
     command += ["--voices-dir", str(voices_dir), "--log-level", "warning", *args]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
     process = subprocess.Popen(

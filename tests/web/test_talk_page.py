@@ -213,8 +213,7 @@ def conversation_server(tiny_checkpoint_dir, tmp_path_factory):
 
 
 def test_a_conversation_from_a_fake_microphone(playwright_driver, conversation_server, question_wav):
-    if not realtime_available(conversation_server):
-        pytest.skip("the server has no /v1/realtime endpoint yet (WebSocket refused)")
+    assert realtime_available(conversation_server), "the server refused a WebSocket on /v1/realtime"
     browser = launch_chromium(playwright_driver, [f"--use-file-for-fake-audio-capture={question_wav}%noloop"])
     try:
         page = browser.new_page()

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from csmstream import __version__
 from csmstream.config import Settings
 from csmstream.engine.base import SpeechEngine
-from csmstream.server import google_tts, health, metrics, openai_speech, tts_ws, voices_api
+from csmstream.server import google_tts, health, metrics, openai_speech, realtime, tts_ws, voices_api
 from csmstream.server.auth import DEFAULT_PUBLIC_PATHS, install_access_control
 from csmstream.server.context import ServerContext
 from csmstream.server.metrics import ServerMetrics
@@ -43,7 +43,7 @@ def create_app(
         options=options or ServerOptions(),
         metrics=ServerMetrics(),
     )
-    for module in (health, metrics, tts_ws, openai_speech, google_tts, voices_api):
+    for module in (health, metrics, tts_ws, openai_speech, google_tts, voices_api, realtime):
         app.include_router(module.router)
     # after the API routes: the demo takes only its own paths (/, the pages, /assets/*), which stay public
     public_paths = (*DEFAULT_PUBLIC_PATHS, *mount_web(app))
