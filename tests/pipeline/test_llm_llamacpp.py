@@ -143,3 +143,16 @@ def test_a_missing_gguf_file_says_so(tmp_path):
     llm = LlamaCppLLM(tmp_path / "missing.gguf")
     with pytest.raises(LLMUnavailable, match="no GGUF model file"):
         asyncio.run(collect(llm))
+
+
+def test_a_base_model_without_chat_template_still_answers(gguf_path):
+    """The bundled Gemma GGUF has no chat template; llama.cpp's default then answers nothing. The backend
+    picks the architecture's prompt format instead, so `--llm-gguf FILE` works without more flags."""
+    llm = LlamaCppLLM(gguf_path, n_ctx=512, n_threads=2, max_tokens=8, temperature=0.0)
+
+    async def ask() -> str:
+        return "".join([d async for d in llm.stream_chat([{"role": "user", "content": "Please say hello."}])])
+
+    answer = asyncio.run(ask())
+    assert answer.strip(), "the embedded base model answered nothing"
+    assert llm._llama.chat_format == "gemma"

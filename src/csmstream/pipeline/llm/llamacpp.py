@@ -26,6 +26,15 @@ def _import_llama_cpp() -> Any:
     return llama_cpp
 
 
+# llama.cpp prompt formats for base-model GGUFs that carry no chat template, by `general.architecture`
+_FORMAT_BY_ARCHITECTURE = (
+    ("gemma", "gemma"),
+    ("llama", "llama-3"),
+    ("mistral", "mistral-instruct"),
+    ("qwen", "chatml"),
+)
+
+
 class LlamaCppLLM(LLMBackend):
     """Runs `gguf_path_or_hub_id` with llama.cpp. A hub id is `owner/repo` or `owner/repo:file-glob.gguf`.
 
@@ -75,15 +84,31 @@ class LlamaCppLLM(LLMBackend):
         path = Path(self.source).expanduser()
         try:
             if path.is_file():
-                return llama_cpp.Llama(model_path=str(path), **kwargs)
+                return self._with_chat_format(llama_cpp.Llama(model_path=str(path), **kwargs))
             if path.exists() or self.source.endswith(".gguf") or self.source.count("/") != 1:
                 raise LLMUnavailable(f"no GGUF model file at {path}")
             repo_id, _, filename = self.source.partition(":")
-            return llama_cpp.Llama.from_pretrained(repo_id=repo_id, filename=filename or "*.gguf", **kwargs)
+            llama = llama_cpp.Llama.from_pretrained(repo_id=repo_id, filename=filename or "*.gguf", **kwargs)
+            return self._with_chat_format(llama)
         except LLMError:
             raise
         except Exception as exc:  # llama.cpp reports a bad file / failed download as ValueError, OSError, ...
             raise LLMUnavailable(f"could not load the GGUF model {self.source}: {exc}") from exc
+
+    def _with_chat_format(self, llama: Any) -> Any:
+        """A GGUF without a chat template (a base model) would answer nothing through llama.cpp's default:
+        pick the prompt format of its architecture instead."""
+        metadata = getattr(llama, "metadata", {}) or {}
+        if (
+            self.chat_format is None
+            and not metadata.get("tokenizer.chat_template")
+            and llama.chat_handler is None
+        ):
+            architecture = str(metadata.get("general.architecture", ""))
+            llama.chat_format = next(
+                (fmt for prefix, fmt in _FORMAT_BY_ARCHITECTURE if architecture.startswith(prefix)), "chatml"
+            )
+        return llama
 
     async def stream_chat(
         self, messages: list[ChatMessage], *, cancel: asyncio.Event | None = None
