@@ -29,7 +29,7 @@ from csmstream.engine.request import SynthesisRequest  # noqa: E402
 from csmstream.model.checkpoint import load_checkpoint  # noqa: E402
 from csmstream.model.sampling import SamplingParams  # noqa: E402
 from csmstream.voices.library import VoiceLibrary  # noqa: E402
-from model_sizes import write_bench_checkpoint  # noqa: E402
+from model_sizes import write_bench_checkpoint_elsewhere  # noqa: E402
 
 TEXT = "The quick brown fox jumps over the lazy dog."
 
@@ -77,12 +77,16 @@ def tensor_bytes(module: torch.nn.Module) -> int:
 
 async def main_async(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        path = write_bench_checkpoint(Path(tmp) / args.size, args.size)
-        ckpt = load_checkpoint(str(path), device=args.device, dtype=args.dtype, progress=False)
+        path = write_bench_checkpoint_elsewhere(Path(tmp) / args.size, args.size)
         voices = VoiceLibrary(Path(tmp) / "voices")
         max_slots = max(args.streams)
         engine = CsmEngine(
-            ckpt, voices, max_slots=max_slots, max_queue=0, realtime_admission=False, max_rows=args.max_rows
+            lambda: load_checkpoint(str(path), device=args.device, dtype=args.dtype, progress=False),
+            voices,
+            max_slots=max_slots,
+            max_queue=0,
+            realtime_admission=False,
+            max_rows=args.max_rows,
         )
         await engine.start()
         try:
@@ -109,7 +113,7 @@ async def main_async(args) -> None:
                 + state_bytes // runner.decoder_state.batch_size
                 + runner.hidden[0].numel() * runner.hidden.element_size()
             )
-            model_bytes = tensor_bytes(ckpt.model) + tensor_bytes(ckpt.codec)
+            model_bytes = tensor_bytes(engine.checkpoint.model) + tensor_bytes(engine.checkpoint.codec)
             print(f"\n== memory (max_rows {runner.max_rows}, dtype {runner.dtype})")
             print(f"model copy (backbone + depth + Mimi): {model_bytes / 2**20:9.1f} MiB")
             print(

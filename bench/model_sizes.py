@@ -68,3 +68,18 @@ def write_bench_checkpoint(directory: str | Path, size: str, seed: int = 0) -> P
     codec = Mimi(MimiConfig.from_dict(config["codec_config"])).eval()
     random_init_codec_(codec, seed=seed + 1)
     return save_checkpoint(directory, config, model, codec, tokenizer.to_str())
+
+
+def write_bench_checkpoint_elsewhere(directory: str | Path, size: str, seed: int = 0) -> Path:
+    """The same, in a child process: random init runs parallel torch kernels, and a process whose main
+    thread ran them slows the engine thread's kernels down (two OpenMP thread teams on few cores)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from model_sizes import write_bench_checkpoint; "
+        "write_bench_checkpoint(sys.argv[2], sys.argv[3], int(sys.argv[4]))"
+    )
+    here = str(Path(__file__).resolve().parent)
+    subprocess.run([sys.executable, "-c", code, here, str(directory), size, str(seed)], check=True)
+    return Path(directory)

@@ -99,3 +99,25 @@ def test_noise_is_uniform_and_independent_of_neighbours():
     # adjacent ids and adjacent seeds are uncorrelated
     assert abs(torch.corrcoef(torch.stack((u[:, :-1].flatten(), u[:, 1:].flatten())))[0, 1]) < 0.02
     assert abs(torch.corrcoef(torch.stack((u[:-1].flatten(), u[1:].flatten())))[0, 1]) < 0.02
+
+
+def test_sampling_among_the_top_candidates_chooses_exactly_as_over_the_whole_codebook():
+    """The fast path (top-N candidates, noise for those ids only) must pick the very code the full path picks."""
+    import dataclasses
+
+    from csmstream.model.sampling import BatchSampling, SamplingParams, sample_codes
+
+    generator = torch.Generator().manual_seed(0)
+    params = [
+        SamplingParams(temperature=t, topk=k, seed=s, greedy=g)
+        for t, k, s, g in [(0.9, 50, 1, False), (1.3, 7, 2, False), (0.5, 1, 3, False), (0.9, 30, 4, True)]
+    ]
+    for frame in range(20):
+        logits = torch.randn(len(params), 2051, generator=generator) * 3
+        fast = BatchSampling.from_params(params, frame_index=[frame] * len(params))
+        assert fast.max_topk == 64, "the bound is the largest k rounded up to a power of two"
+        full = dataclasses.replace(fast, max_topk=None)
+        for codebook in (0, 5, 31):
+            torch.testing.assert_close(
+                sample_codes(logits, fast, codebook, 2048), sample_codes(logits, full, codebook, 2048)
+            )

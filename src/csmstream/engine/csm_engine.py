@@ -18,6 +18,7 @@ import logging
 import math
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -43,7 +44,7 @@ class CsmEngine(SpeechEngine):
 
     def __init__(
         self,
-        checkpoint,  # csmstream.model.checkpoint.Checkpoint
+        checkpoint,  # csmstream.model.checkpoint.Checkpoint, or a function that loads one
         voices,  # csmstream.voices.library.VoiceLibrary | None
         *,
         max_slots: int = 8,
@@ -56,14 +57,25 @@ class CsmEngine(SpeechEngine):
         compile: bool = False,
         model_name: str | None = None,
     ):
-        self.checkpoint = checkpoint
+        # One thread does all of this engine's torch work, loading included. CPU kernels run on OpenMP
+        # thread teams, one per calling thread; a second busy team (say the main thread's, left over from
+        # loading) made every step 2.5x slower on 2 cores. So the checkpoint is loaded on the engine thread.
+        self._torch_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csmstream-engine")
+        num_threads = torch.get_num_threads()
+
+        def build() -> None:
+            torch.set_num_threads(num_threads)
+            ckpt = checkpoint() if callable(checkpoint) else checkpoint
+            rows = min(max_rows, ckpt.config.backbone.max_positions)
+            self.checkpoint = ckpt
+            self.runner = ModelRunner(ckpt.model, ckpt.codec, max_slots, rows, compile=compile)
+            self.prompts = PromptAssembler(ckpt.tokenizer, self.runner.encode_audio, max_rows=rows)
+
+        self._torch_thread.submit(build).result()  # re-raises a loading error here, in the caller
         self.voices = voices
-        self.model_name = model_name or str(getattr(checkpoint, "path", "csm"))
+        self.model_name = model_name or str(getattr(self.checkpoint, "path", "csm"))
         self.max_text_chars = max_text_chars
         self.default_max_seconds = default_max_seconds
-        max_rows = min(max_rows, checkpoint.config.backbone.max_positions)
-        self.runner = ModelRunner(checkpoint.model, checkpoint.codec, max_slots, max_rows, compile=compile)
-        self.prompts = PromptAssembler(checkpoint.tokenizer, self.runner.encode_audio, max_rows=max_rows)
         self.scheduler = Scheduler(
             SchedulerConfig(
                 max_slots=max_slots,
@@ -76,20 +88,21 @@ class CsmEngine(SpeechEngine):
         self._lock = threading.Lock()  # guards the scheduler between the loop thread and the engine thread
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._running: Future | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ---- asyncio side --------------------------------------------------------------------------------
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._thread = threading.Thread(target=self._run, name="csmstream-engine", daemon=True)
-        self._thread.start()
+        self._stopping.clear()
+        self._running = self._torch_thread.submit(self._run)
 
     async def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, 10.0)
+        if self._running is not None:
+            await asyncio.to_thread(self._running.result, 10.0)
+            self._running = None
 
     def submit(self, request: SynthesisRequest) -> RequestHandle:
         assert self._loop is not None, "start() the engine before submitting"

@@ -15,9 +15,11 @@ def build_csm_engine(settings: Settings, voices) -> SpeechEngine:
     from csmstream.engine.csm_engine import CsmEngine
     from csmstream.model.checkpoint import load_checkpoint
 
-    checkpoint = load_checkpoint(settings.model, device=settings.device, dtype=settings.dtype)
+    def load():  # runs on the engine's own thread (see CsmEngine)
+        return load_checkpoint(settings.model, device=settings.device, dtype=settings.dtype)
+
     return CsmEngine(
-        checkpoint,
+        load,
         voices,
         max_slots=settings.max_slots,
         max_queue=settings.max_queue,

@@ -21,7 +21,7 @@ import torch
 from csmstream.codec.mimi import Mimi
 from csmstream.engine.prefix_cache import PrefixEntry
 from csmstream.model.csm import CsmModel
-from csmstream.model.sampling import BatchSampling, SamplingParams
+from csmstream.model.sampling import BatchSampling, SamplingParams, topk_bound
 
 KV_LEN_BUCKET_ROWS = 128  # attention spans a multiple of this many rows: few distinct shapes, little waste
 
@@ -80,6 +80,7 @@ class ModelRunner:
         self.topk = torch.ones(num_rows, dtype=torch.int64, device=self.device)
         self.greedy = torch.zeros(num_rows, dtype=torch.bool, device=self.device)
         self.seed = torch.zeros(num_rows, dtype=torch.int64, device=self.device)
+        self.topk_host = [1] * num_rows  # the same top-k values on the host: a bound for the sampler, no sync
         self.decoder_state = codec.new_decoder_state(num_rows, device=self.device)
         # 2. the per-frame function, compiled on CUDA (static shapes per batch bucket and kv bucket)
         self._frame_fn = self._make_frame
@@ -102,6 +103,7 @@ class ModelRunner:
         assert sampling.seed is not None, "resolve the seed (SamplingParams.with_seed) before a slot starts"
         self.temperature[slot] = sampling.temperature
         self.topk[slot] = sampling.topk
+        self.topk_host[slot] = sampling.topk
         self.greedy[slot] = sampling.greedy
         self.seed[slot] = sampling.seed
         mask = torch.zeros(self.max_slots + 1, dtype=torch.bool, device=self.device)
@@ -153,13 +155,19 @@ class ModelRunner:
         pos = torch.tensor(positions, device=self.device)
         frame_index = torch.tensor(frame_indices, device=self.device)
         kv_len = self._kv_len(max(positions) + 1)
-        codes, pcm = self._frame_fn(slot_ids, pos, frame_index, kv_len)
+        max_topk = topk_bound(self.topk_host[s] for s in slots)
+        codes, pcm = self._frame_fn(slot_ids, pos, frame_index, kv_len, max_topk)
         codes_host = codes[:batch].cpu().numpy()  # the step's one host sync
         pcm_host = pcm[:batch].float().cpu().numpy()
         return StepOutput(codes=codes_host, pcm=pcm_host, is_eos=~codes_host.any(axis=1))
 
     def _make_frame(
-        self, slot_ids: torch.Tensor, positions: torch.Tensor, frame_index: torch.Tensor, kv_len: int
+        self,
+        slot_ids: torch.Tensor,
+        positions: torch.Tensor,
+        frame_index: torch.Tensor,
+        kv_len: int,
+        max_topk: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         # 1. codes of the next frame from each slot's last hidden state
         sampling = BatchSampling(
@@ -168,6 +176,7 @@ class ModelRunner:
             greedy=self.greedy[slot_ids],
             seed=self.seed[slot_ids],
             frame_index=frame_index,
+            max_topk=max_topk,
         )
         codes = self.model.generate_frame(self.hidden[slot_ids], sampling)  # (B, K)
         # 2. its audio, through each slot's own streaming decoder state

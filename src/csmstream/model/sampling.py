@@ -60,6 +60,9 @@ class BatchSampling:
     greedy: torch.Tensor  # (B,) bool
     seed: torch.Tensor  # (B,) int64
     frame_index: torch.Tensor  # (B,) int64: index of the frame being made within its request
+    # A host-side bound on every row's top-k (e.g. the batch's largest k, rounded up to a power of two):
+    # sampling then looks at that many candidates per row instead of sorting the whole codebook.
+    max_topk: int | None = None
 
     @classmethod
     def from_params(
@@ -82,6 +85,7 @@ class BatchSampling:
             greedy=torch.tensor([p.greedy for p in params], dtype=torch.bool, device=device),
             seed=torch.tensor([p.seed for p in params], dtype=torch.int64, device=device),
             frame_index=frame_index,
+            max_topk=topk_bound(p.topk for p in params),
         )
 
     @property
@@ -98,19 +102,29 @@ def _mix32(x: torch.Tensor) -> torch.Tensor:
     return x ^ (x >> 16)
 
 
+def topk_bound(topks) -> int:
+    """The smallest power of two >= every k: few distinct values, so compiled code sees few shapes."""
+    largest = max(topks, default=1)
+    return 1 << max(0, int(largest) - 1).bit_length()
+
+
 def uniform_noise(
-    seed: torch.Tensor, frame_index: torch.Tensor, codebook_index: int, vocab_size: int
+    seed: torch.Tensor,
+    frame_index: torch.Tensor,
+    codebook_index: int,
+    vocab_size: int,
+    ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """(B, V) float32 uniforms in (0, 1), a pure function of (seed, frame_index, codebook_index, code id)."""
+    """(B, V) float32 uniforms in (0, 1), a pure function of (seed, frame_index, codebook_index, code id),
+    for code ids 0..V-1, or for the (B, N) code ids `ids` only (the same value a code gets either way)."""
     device = seed.device
     h = _mix32(seed & _MASK32)
     h = _mix32(h ^ ((seed >> 32) & _MASK32))
     h = _mix32(h ^ (frame_index & _MASK32))
     h = _mix32(h ^ codebook_index)  # (B,)
-    ids = torch.arange(vocab_size, device=device, dtype=torch.int64)
-    h = _mix32(
-        _mix32(h[:, None] ^ ids[None, :]) ^ 0x5BD1E995
-    )  # (B, V); a second round decorrelates neighbours
+    if ids is None:
+        ids = torch.arange(vocab_size, device=device, dtype=torch.int64)[None, :]
+    h = _mix32(_mix32(h[:, None] ^ ids) ^ 0x5BD1E995)  # (B, V); a second round decorrelates neighbours
     # 24 high bits: exactly representable in float32, and +0.5 keeps the value strictly inside (0, 1)
     return ((h >> 8).float() + 0.5) / float(1 << 24)
 
@@ -124,8 +138,10 @@ def sample_codes(
     """
     logits = logits[:, :codebook_size].float()  # (B, C)
     batch, vocab = logits.shape
-    # 1. top-k: keep the logits >= the k-th largest of each row (ties may keep a few more)
     k = sampling.topk.clamp(1, vocab)
+    if sampling.max_topk is not None and sampling.max_topk < vocab:
+        return _sample_among_candidates(logits, sampling, codebook_index, k)
+    # 1. top-k: keep the logits >= the k-th largest of each row (ties may keep a few more)
     kth_largest = logits.sort(dim=-1, descending=True).values.gather(-1, (k - 1)[:, None])  # (B, 1)
     allowed = logits >= kth_largest
     # 2. Gumbel-max over the tempered logits: argmax(l / T + g) is a sample of softmax(l / T)
@@ -136,3 +152,18 @@ def sample_codes(
     # 3. greedy rows take the plain argmax
     scores = torch.where(sampling.greedy[:, None], logits, scores)
     return scores.argmax(dim=-1)
+
+
+def _sample_among_candidates(
+    logits: torch.Tensor, sampling: BatchSampling, codebook_index: int, k: torch.Tensor
+) -> torch.Tensor:
+    """`sample_codes` when every row's k is at most `sampling.max_topk` = N: the same choice, made among the
+    N largest logits of each row only (top-k, noise and argmax over (B, N) instead of (B, C))."""
+    values, ids = logits.topk(sampling.max_topk, dim=-1)  # (B, N) sorted, largest first
+    kth_largest = values.gather(-1, (k.clamp(max=sampling.max_topk) - 1)[:, None])  # (B, 1)
+    allowed = values >= kth_largest
+    u = uniform_noise(sampling.seed, sampling.frame_index, codebook_index, logits.shape[1], ids=ids)
+    scores = values / sampling.temperature[:, None] - torch.log(-torch.log(u))
+    scores = torch.where(allowed, scores, float("-inf"))
+    scores = torch.where(sampling.greedy[:, None], values, scores)
+    return ids.gather(-1, scores.argmax(dim=-1, keepdim=True))[:, 0]
