@@ -19,9 +19,10 @@ def admit_and_prefill(sched, now=0.0):
     admitted = sched.admit(now)
     while True:
         plan = sched.plan(now)
-        if plan.prefill is None:
+        if not plan.prefills:
             break
-        sched.on_prefilled(plan.prefill)
+        for chunk in plan.prefills:
+            sched.on_prefilled(chunk)
     return admitted
 
 
@@ -68,11 +69,12 @@ def test_prefill_is_chunked_one_chunk_per_step_while_others_decode():
     for _ in range(3):
         plan = sched.plan(0.0)
         assert plan.decode == [old], "the decoding stream keeps stepping during the newcomer's prefill"
-        chunks.append((plan.prefill.start_row, plan.prefill.end_row))
-        sched.on_prefilled(plan.prefill)
+        assert len(plan.prefills) == 1, "one newcomer: one chunk per step"
+        chunks.append((plan.prefills[0].start_row, plan.prefills[0].end_row))
+        sched.on_prefilled(plan.prefills[0])
     assert chunks == [(0, 8), (8, 16), (16, 20)]
     assert new.phase is Phase.DECODING
-    assert sched.plan(0.0).prefill is None
+    assert sched.plan(0.0).prefills == []
     assert sched.plan(0.0).decode == [old, new]
 
 
@@ -83,7 +85,7 @@ def test_prefix_rows_already_cached_are_not_prefilled_again():
     sched.admit(0.0)
     s.prefilled_rows = 40  # the engine copied a 40-row voice prefix from the cache
     plan = sched.plan(0.0)
-    assert (plan.prefill.start_row, plan.prefill.end_row) == (40, 50)
+    assert [(c.start_row, c.end_row) for c in plan.prefills] == [(40, 50)]
 
 
 def test_realtime_admission_waits_when_one_more_stream_would_miss_the_frame_budget():
@@ -141,3 +143,21 @@ def test_cancelled_sessions_are_reported_and_not_planned():
     for s in sched.cancelled_sessions():
         sched.finish(s)
     assert sched.num_active == 0 and sched.num_waiting == 0
+
+
+def test_short_prompts_share_one_steps_prefill_budget_in_admission_order():
+    sched = Scheduler(SchedulerConfig(max_slots=4, max_queue=0, prefill_chunk_rows=30))
+    sessions = [make_session(now=float(i), prompt_rows=rows) for i, rows in enumerate([12, 12, 12])]
+    for s in sessions:
+        sched.add(s)
+    sched.admit(0.0)
+    plan = sched.plan(0.0)
+    # 30 rows of budget: two whole prompts and the first 6 rows of the third
+    assert [(c.session, c.start_row, c.end_row) for c in plan.prefills] == [
+        (sessions[0], 0, 12),
+        (sessions[1], 0, 12),
+        (sessions[2], 0, 6),
+    ]
+    for chunk in plan.prefills:
+        sched.on_prefilled(chunk)
+    assert [c.end_row for c in sched.plan(0.0).prefills] == [12]

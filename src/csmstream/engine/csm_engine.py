@@ -5,7 +5,8 @@ each request's events from its `Collector`. The engine thread loops:
 
   1. finish cancelled sessions (their slots are free before this iteration's admission);
   2. admit queued sessions into free slots: build the prompt, copy a cached voice prefix, tell the client;
-  3. run at most one prefill chunk, then one batched step for every decoding session;
+  3. run this step's prefill chunks (a bounded number of rows), then one batched step for every decoding
+     session;
   4. hand finished chunks of audio to the collectors, finish sessions at EOS / length limit.
 
 An exception inside one session's work ends that session with an `internal` error; the others go on.
@@ -179,8 +180,8 @@ class CsmEngine(SpeechEngine):
         # 3. one prefill chunk, one batched step
         with self._lock:
             plan = self.scheduler.plan(time.monotonic())
-        if plan.prefill is not None:
-            self._guarded(plan.prefill.session, lambda s: self._prefill(plan.prefill))
+        for chunk in plan.prefills:
+            self._guarded(chunk.session, lambda s, chunk=chunk: self._prefill(chunk))
         if plan.decode:
             self._step(plan.decode)
         return bool(admitted or cancelled or not plan.is_empty)

@@ -2,8 +2,8 @@
 
 Each engine iteration asks it, in order:
   1. `admit(now)`    → sessions moved from the queue into free slots (the engine builds their prompts);
-  2. `plan(now)`     → at most one prefill chunk (so a newcomer stalls the others by about one step) and the
-                       slots that make a frame in this step;
+  2. `plan(now)`     → prefill chunks of at most `prefill_chunk_rows` rows in all (so newcomers stall the
+                       others by about one step), and the slots that make a frame in this step;
   3. `on_step(...)`  → the measured step time, which drives admission and real-time ordering.
 `finish(session)` is the one place where a slot is freed.
 
@@ -38,12 +38,12 @@ class PrefillChunk:
 
 @dataclass
 class StepPlan:
-    prefill: PrefillChunk | None = None
+    prefills: list[PrefillChunk] = field(default_factory=list)
     decode: list[Session] = field(default_factory=list)
 
     @property
     def is_empty(self) -> bool:
-        return self.prefill is None and not self.decode
+        return not self.prefills and not self.decode
 
 
 @dataclass
@@ -128,16 +128,20 @@ class Scheduler:
 
     def plan(self, now_s: float) -> StepPlan:
         plan = StepPlan()
-        # 1) one prefill chunk, oldest admitted first
+        # 1) prefill chunks, oldest admitted first, within a budget of rows per step (several short prompts
+        #    share one step's budget; a long one is cut into chunks over several steps)
         prefilling = [
             s for s in self._running.values() if s.phase is Phase.PREFILLING and not s.cancel_requested
         ]
-        if prefilling:
-            s = min(prefilling, key=lambda x: (x.started_at_s or 0.0, x.submitted_at_s))
-            end = min(s.prompt_rows, s.prefilled_rows + self.config.prefill_chunk_rows)
+        budget = self.config.prefill_chunk_rows
+        for s in sorted(prefilling, key=lambda x: (x.started_at_s or 0.0, x.submitted_at_s)):
+            if budget <= 0:
+                break
+            end = min(s.prompt_rows, s.prefilled_rows + budget)
             if s.prefilled_rows < s.prefix_rows:
                 end = min(end, s.prefix_rows)  # stop at the voice prefix so its KV state can be cached
-            plan.prefill = PrefillChunk(s, s.prefilled_rows, end)
+            plan.prefills.append(PrefillChunk(s, s.prefilled_rows, end))
+            budget -= end - s.prefilled_rows
         # 2) every decoding stream makes a frame, unless the step is over budget: then streams far ahead yield
         decoding = [s for s in self._running.values() if s.phase is Phase.DECODING and not s.cancel_requested]
         estimate = self.step_ms_estimate(len(decoding))
