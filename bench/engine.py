@@ -165,7 +165,38 @@ def main() -> None:
     )
     print(f"device: {device}; torch {torch.__version__}")
     asyncio.run(main_async(args))
+    csm_1b_memory_estimate(args.max_rows)
 
 
 if __name__ == "__main__":
     main()
+
+
+def csm_1b_memory_estimate(max_rows: int = 2048, dtype: torch.dtype = torch.bfloat16) -> None:
+    """The same memory figures for the real CSM-1B shape, counted on the meta device (nothing allocated)."""
+    from model_sizes import bench_config
+
+    from csmstream.codec.mimi import Mimi
+    from csmstream.codec.mimi_config import MimiConfig
+    from csmstream.model.csm import CsmModel
+    from csmstream.model.csm_config import CsmConfig
+
+    config = bench_config("csm-1b", text_vocab_size=128_256)
+    with torch.device("meta"):
+        model = CsmModel(CsmConfig.from_dict(config)).to(dtype)
+        codec = Mimi(MimiConfig.from_dict(config["codec_config"]))
+        cache = model.new_kv_cache(1, max_rows, device="meta", dtype=dtype)
+        state = codec.new_decoder_state(1, device="meta")
+    model_bytes = sum(
+        t.numel() * t.element_size() for m in (model, codec) for t in (*m.parameters(), *m.buffers())
+    )  # parameters() lists a tied tensor once; meta tensors have no addresses to tell copies apart by
+    per_slot = (cache.keys.numel() + cache.values.numel()) * cache.keys.element_size()
+    per_slot += sum(t.numel() * t.element_size() for t in state.tensors.values())
+    per_slot += config["hidden_size"] * torch.finfo(dtype).bits // 8
+    print(
+        f"\n== memory of the real CSM-1B shape ({dtype}, Mimi in float32, max_rows {max_rows}; counted, not run)"
+    )
+    print(
+        f"model copy: {model_bytes / 2**30:.2f} GiB; one added session: {per_slot / 2**20:.1f} MiB "
+        f"= {100 * per_slot / model_bytes:.2f}% of a model copy"
+    )
