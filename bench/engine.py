@@ -174,12 +174,11 @@ if __name__ == "__main__":
 
 def csm_1b_memory_estimate(max_rows: int = 2048, dtype: torch.dtype = torch.bfloat16) -> None:
     """The same memory figures for the real CSM-1B shape, counted on the meta device (nothing allocated)."""
-    from model_sizes import bench_config
-
     from csmstream.codec.mimi import Mimi
     from csmstream.codec.mimi_config import MimiConfig
     from csmstream.model.csm import CsmModel
     from csmstream.model.csm_config import CsmConfig
+    from model_sizes import bench_config
 
     config = bench_config("csm-1b", text_vocab_size=128_256)
     with torch.device("meta"):

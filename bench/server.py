@@ -34,7 +34,7 @@ from csmstream.engine.csm_engine import CsmEngine  # noqa: E402
 from csmstream.model.checkpoint import load_checkpoint  # noqa: E402
 from csmstream.voices.library import VoiceLibrary  # noqa: E402
 from engine import TEXT, run_streams  # noqa: E402
-from model_sizes import write_bench_checkpoint  # noqa: E402
+from model_sizes import write_bench_checkpoint_elsewhere  # noqa: E402
 
 FRAME_S = 0.08
 
@@ -46,9 +46,8 @@ def p95(values: list[float]) -> float:
 async def engine_alone(model_dir: str, args) -> dict[int, dict]:
     """`run_streams` of bench/engine.py for each stream count, on an engine set up like the server's."""
     with tempfile.TemporaryDirectory() as tmp:
-        checkpoint = load_checkpoint(model_dir, device=args.device, dtype=args.dtype, progress=False)
         engine = CsmEngine(
-            checkpoint,
+            lambda: load_checkpoint(model_dir, device=args.device, dtype=args.dtype, progress=False),
             VoiceLibrary(Path(tmp) / "voices"),
             max_slots=max(args.streams),
             max_queue=0,
@@ -128,7 +127,7 @@ def main() -> None:
     print(f"device: {device}; torch {torch.__version__}")
 
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = args.model or str(write_bench_checkpoint(Path(tmp) / args.size, args.size))
+        model_dir = args.model or str(write_bench_checkpoint_elsewhere(Path(tmp) / args.size, args.size))
         alone = asyncio.run(engine_alone(model_dir, args))
         server_args = [
             "--engine",
