@@ -25,6 +25,7 @@ import torch
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
+sys.path.append(str(BENCH_DIR.parent / "tests"))  # serve_process, which server_process builds on
 sys.path.insert(0, str(BENCH_DIR.parent / "tests" / "server"))
 
 from server_process import start_server  # noqa: E402
