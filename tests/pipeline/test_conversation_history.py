@@ -135,3 +135,17 @@ def test_heard_codes_are_whole_frames(frames):
     u = unit("Some words here.", 10)
     u.heard_samples = frames * FRAME_SAMPLES + FRAME_SAMPLES - 1
     assert len(u.codes) == frames
+
+
+def test_the_kept_text_of_a_cut_unit_does_not_change_when_its_synthesis_finishes_later():
+    """After a barge-in the cancelled synthesis may still run to its end (its codes are collected): the text
+    the client was told it kept (response.done) must be the text the history keeps afterwards."""
+    text = "one two three four five six seven eight nine ten"
+    unit = SpokenUnit(text=text, spoken_text=text, chunks=[np.zeros(1920 * 10, np.float32)])
+    turn = AssistantTurn(item_id="item_1", units=[unit])
+    turn.truncate(1920 * 5)
+    told = turn.text
+    assert told and len(told.split()) < len(text.split()), told
+    unit.finished = True  # the drained synthesis reached its length limit after the cut
+    unit.codes_full = np.zeros((10, 32), np.int64)
+    assert turn.text == told

@@ -51,6 +51,9 @@ class SpokenUnit:
     codes_full: np.ndarray | None = None  # (T, K) every generated frame, set when synthesis finishes
     finished: bool = False  # synthesis ran to its end (eos or length)
     heard_samples: int | None = None  # None: all of it counts
+    # the share of the text heard, fixed when the unit is cut: a cancelled synthesis may still finish
+    # afterwards (its codes are collected), and the kept text must not change under the client's feet
+    heard_text_fraction: float | None = None
 
     @property
     def generated_samples(self) -> int:
@@ -77,6 +80,8 @@ class SpokenUnit:
     def _heard_fraction(self) -> float:
         if self.heard_samples is None:
             return 1.0
+        if self.heard_text_fraction is not None:
+            return self.heard_text_fraction
         total = (
             self.generated_samples
             if self.finished
@@ -130,6 +135,8 @@ class AssistantTurn:
                 offset += available
                 continue
             unit.heard_samples = min(heard, available)
+            unit.heard_text_fraction = None
+            unit.heard_text_fraction = unit._heard_fraction()
             if unit.heard_samples >= FRAME_SAMPLES:  # less than 80 ms heard is nothing worth keeping
                 kept.append(unit)
             break
