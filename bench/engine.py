@@ -29,7 +29,7 @@ from csmstream.engine.request import SynthesisRequest  # noqa: E402
 from csmstream.model.checkpoint import load_checkpoint  # noqa: E402
 from csmstream.model.sampling import SamplingParams  # noqa: E402
 from csmstream.voices.library import VoiceLibrary  # noqa: E402
-from model_sizes import write_bench_checkpoint_elsewhere  # noqa: E402
+from model_sizes import describe_device, write_bench_checkpoint_elsewhere  # noqa: E402
 
 TEXT = "The quick brown fox jumps over the lazy dog."
 
@@ -158,11 +158,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = (
-        torch.cuda.get_device_name()
-        if torch.cuda.is_available()
-        else f"CPU ({torch.get_num_threads()} threads)"
-    )
+    device = describe_device()
     print(f"device: {device}; torch {torch.__version__}")
     asyncio.run(main_async(args))
     csm_1b_memory_estimate(args.max_rows)

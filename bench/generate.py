@@ -23,7 +23,7 @@ from csmstream.model.checkpoint import load_checkpoint  # noqa: E402
 from csmstream.model.generate import generate_frames  # noqa: E402
 from csmstream.model.sampling import SamplingParams  # noqa: E402
 from csmstream.model.tokenizer import build_prompt  # noqa: E402
-from model_sizes import write_bench_checkpoint  # noqa: E402
+from model_sizes import describe_device, write_bench_checkpoint  # noqa: E402
 
 FRAME_S = 0.08
 TEXT = "The quick brown fox jumps over the lazy dog, and then it runs far away."
@@ -88,11 +88,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    device_name = (
-        torch.cuda.get_device_name()
-        if torch.cuda.is_available()
-        else f"CPU ({torch.get_num_threads()} threads)"
-    )
+    device_name = describe_device()
     print(f"device: {device_name}; torch {torch.__version__}; {args.frames} frames per run")
     header = f"{'size':8} {'params':>8} {'frames':>6} {'gen fps':>8} {'gen RTF':>8} {'dec fps':>8} {'dec RTF':>8} {'gen+dec RTF':>11}"
     print(header)

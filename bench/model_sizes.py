@@ -83,3 +83,12 @@ def write_bench_checkpoint_elsewhere(directory: str | Path, size: str, seed: int
     here = str(Path(__file__).resolve().parent)
     subprocess.run([sys.executable, "-c", code, here, str(directory), size, str(seed)], check=True)
     return Path(directory)
+
+
+def describe_device() -> str:
+    """The accelerator (or the CPU and its torch thread count) the figures were measured on."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"CPU ({torch.get_num_threads()} threads)"

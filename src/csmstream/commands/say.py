@@ -26,7 +26,9 @@ def add_parser(subparsers) -> None:
         "--server", default=None, help="stream from a running csmstream server, e.g. http://127.0.0.1:8000"
     )
     p.add_argument("--voice", default=None, help="voice id (with --server, or from the local voice library)")
-    p.add_argument("--api-key", default=None, help="with --server: the server's API key (or CSMSTREAM_API_KEY)")
+    p.add_argument(
+        "--api-key", default=None, help="with --server: the server's API key (or CSMSTREAM_API_KEY)"
+    )
     p.add_argument("--no-audio", action="store_true", help="with --server: don't play through the sound card")
     p.add_argument("--speaker", type=int, default=0, help="CSM speaker id (default 0)")
     p.add_argument(
@@ -54,6 +56,22 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+FRAME_SECONDS = 0.08  # --max-frames counts CSM frames of 80 ms
+
+
+def max_seconds_from_args(args: argparse.Namespace) -> float | None:
+    """The length limit the `say` flags ask for (--max-frames or --max-seconds), checked; None: the default."""
+    max_seconds = getattr(args, "max_seconds", None)
+    max_frames = getattr(args, "max_frames", None)
+    if max_frames is not None:
+        if max_frames < 1:
+            raise BadRequest("--max-frames must be at least 1")
+        max_seconds = max_frames * FRAME_SECONDS
+    if max_seconds is not None and max_seconds <= 0:
+        raise BadRequest("--max-seconds must be positive")
+    return max_seconds
+
+
 def run(args: argparse.Namespace) -> int:
     if args.server:
         from csmstream.commands.say_remote import run_remote
@@ -63,10 +81,7 @@ def run(args: argparse.Namespace) -> int:
         from csmstream.commands.say_piper import run_piper
 
         return run_piper(args)
-    if args.max_frames is not None and args.max_frames < 1:
-        raise BadRequest("--max-frames must be at least 1")
-    if args.max_seconds is not None and args.max_seconds <= 0:
-        raise BadRequest("--max-seconds must be positive")
+    max_seconds_from_args(args)  # check the flags before loading anything
     return run_local(args)
 
 

@@ -12,21 +12,14 @@ import asyncio
 import sys
 import time
 
-from csmstream.errors import BadRequest, CsmstreamError
+from csmstream.commands.say import max_seconds_from_args
+from csmstream.errors import CsmstreamError
 
 DEFAULT_OUTPUT = "out.wav"
-FRAME_SECONDS = 0.08  # --max-frames counts CSM frames of 80 ms
 
 
 def run_piper(args: argparse.Namespace) -> int:
-    max_seconds = getattr(args, "max_seconds", None)
-    max_frames = getattr(args, "max_frames", None)
-    if max_frames is not None:
-        if max_frames < 1:
-            raise BadRequest("--max-frames must be at least 1")
-        max_seconds = max_frames * FRAME_SECONDS
-    if max_seconds is not None and max_seconds <= 0:
-        raise BadRequest("--max-seconds must be positive")
+    max_seconds = max_seconds_from_args(args)
     return asyncio.run(speak_with_piper(args.text, args.output or DEFAULT_OUTPUT, args.voice, max_seconds))
 
 

@@ -15,11 +15,11 @@ import sys
 import time
 
 from csmstream.clients.errors import ServerError
-from csmstream.errors import BadRequest, CsmstreamError
+from csmstream.commands.say import max_seconds_from_args
+from csmstream.errors import CsmstreamError
 
 DEFAULT_OUTPUT = "out.wav"
 SAMPLE_RATE = 24_000  # what the protocol sends
-FRAME_SECONDS = 0.08  # one CSM frame, for --max-frames
 
 
 def run_remote(args: argparse.Namespace) -> int:
@@ -33,14 +33,7 @@ def run_remote(args: argparse.Namespace) -> int:
 
 def synthesis_params(args: argparse.Namespace) -> dict:
     """The `synthesize` knobs from the `say` flags (None: the server's default)."""
-    max_seconds = getattr(args, "max_seconds", None)
-    max_frames = getattr(args, "max_frames", None)
-    if max_frames is not None:
-        if max_frames < 1:
-            raise BadRequest("--max-frames must be at least 1")
-        max_seconds = max_frames * FRAME_SECONDS
-    if max_seconds is not None and max_seconds <= 0:
-        raise BadRequest("--max-seconds must be positive")
+    max_seconds = max_seconds_from_args(args)
     return {
         "temperature": getattr(args, "temperature", None),
         "topk": getattr(args, "topk", None),
