@@ -27,9 +27,20 @@ class ServeProcess:
     log_lines: list[str] = field(default_factory=list)
 
     def health(self) -> dict:
+        """/health's JSON whatever its status code (503 while starting, draining or unhealthy)."""
         response = httpx.get(self.url + "/health", timeout=10)
-        response.raise_for_status()
+        if response.status_code not in (200, 503):
+            response.raise_for_status()
         return response.json()
+
+    def wait_ready(self, timeout_s: float) -> dict:
+        """/health once the engine has left `starting` (warm-up done); the last reading at the deadline."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            health = self.health()
+            if health["status"] != "starting" or time.monotonic() > deadline:
+                return health
+            time.sleep(0.05)
 
     def wait_idle(self, timeout_s: float = 20.0) -> dict:
         """/health once no request holds a slot or waits; the last reading if that never happens."""
@@ -63,10 +74,13 @@ def start_serve(
     env: dict[str, str] | None = None,
     startup_timeout_s: float = STARTUP_TIMEOUT_S,
     name: str = "the server",
+    program: list[str] | None = None,
 ) -> ProcessT:
     """Spawn `csmstream serve --port 0 ARGS` with `env` added and read the address it prints; raise with its
-    log if it never does. `process_class` lets each test folder add its own helpers to the handle."""
-    command = [sys.executable, "-m", "csmstream.cli", "serve", "--port", "0", "--host", "127.0.0.1"]
+    log if it never does. `process_class` lets each test folder add its own helpers to the handle.
+    `program` replaces `python -m csmstream.cli` (a script that patches something, then runs the CLI)."""
+    program = program or [sys.executable, "-m", "csmstream.cli"]
+    command = [*program, "serve", "--port", "0", "--host", "127.0.0.1"]
     command += ["--voices-dir", str(voices_dir), "--log-level", "warning", *args]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     process = subprocess.Popen(
@@ -88,10 +102,15 @@ def start_serve(
     while time.monotonic() < deadline:
         try:
             server.url = found.get(timeout=0.2)
-            return server
         except queue.Empty:
             if process.poll() is not None:
                 break
+            continue
+        # listening; requests sent now would queue until the engine has warmed up: wait for that too
+        health = server.wait_ready(max(1.0, deadline - time.monotonic()))
+        if health["status"] != "starting":
+            return server
+        break
     server.stop()
     raise RuntimeError(f"{name} did not start: {' '.join(command)}\n{server.log()}")
 

@@ -37,7 +37,15 @@ class Settings(BaseSettings):
         True, description="queue a new stream when it would push the active ones below real time"
     )
     max_text_chars: int = Field(2000, ge=1)
-    default_max_seconds: float = Field(30.0, gt=0)
+    default_max_seconds: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "cap on the speech of one engine request (one unit of a long text) whose client set no "
+            "max_seconds; none by default: texts are spoken whole (CSM stops a unit that never ends at a "
+            "runaway bound from its text length, see engine/speech_length.py)"
+        ),
+    )
 
     # the server
     host: str = "127.0.0.1"

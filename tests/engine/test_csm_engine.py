@@ -253,3 +253,51 @@ def test_context_audio_is_encoded_once_across_requests(checkpoint, voices):
     results, encoded = run_with_engine(make_engine(checkpoint, voices), body)
     assert [r.finish_reason for r in results] == ["length", "length"]
     assert encoded == 1, f"the same clip was encoded {encoded} times"
+
+
+def test_a_device_that_keeps_failing_makes_the_engine_unhealthy(checkpoint, voices):
+    """Every step fails whoever is in it: each session ends with an error, the engine turns `unhealthy`,
+    refuses new requests with `busy`, and tells its owner once through `on_fatal`."""
+    engine = make_engine(checkpoint, voices)
+    fatal: list[str] = []
+    engine.on_fatal = fatal.append
+    real_step = engine.runner.step
+    broken = []
+
+    def step(slots, positions, frame_indices):
+        if broken:
+            raise RuntimeError("device lost (injected)")
+        return real_step(slots, positions, frame_indices)
+
+    engine.runner.step = step
+
+    async def body(engine):
+        assert engine.status in ("starting", "ok")
+        handles = [engine.submit(request(frames=40, seed=i)) for i in range(3)]
+        while engine.scheduler.num_active < 3 or engine.status != "ok":
+            await asyncio.sleep(0.001)
+        broken.append(True)
+        results = await asyncio.gather(*(collect(h) for h in handles))
+        with pytest.raises(Busy, match="unhealthy"):
+            engine.submit(request())
+        return results
+
+    results = run_with_engine(engine, body)
+    for events in results:
+        assert finished(events).finish_reason == "error", finished(events)
+    assert engine.status == "unhealthy"
+    assert len(fatal) == 1 and "device lost" in fatal[0], fatal
+
+
+def test_the_engine_is_starting_until_warm_up_has_measured_the_step(checkpoint, voices):
+    engine = make_engine(checkpoint, voices, realtime_admission=True)
+    assert engine.status == "starting", "no step has been built or measured before start()"
+
+    async def body(engine):
+        while engine.status == "starting":
+            await asyncio.sleep(0.005)
+        return engine.status, engine.scheduler.step_ms_estimate(1)
+
+    status, step_ms = run_with_engine(engine, body)
+    assert status == "ok"
+    assert step_ms is not None and step_ms > 0, "warm-up seeds the scheduler's cost curve"

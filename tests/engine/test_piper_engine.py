@@ -15,7 +15,6 @@ from csmstream.engine.piper_engine import (
     default_piper_voice_path,
     piper_available,
     split_sentences,
-    split_sentences_simple,
 )
 from csmstream.engine.request import FRAME_SAMPLES, SAMPLE_RATE, SynthesisRequest
 from csmstream.errors import BadRequest, Busy, CsmstreamError, TextTooLong, UnknownVoice
@@ -222,21 +221,6 @@ def test_submit_before_start_is_an_error() -> None:
 
     with pytest.raises(CsmstreamError, match="not running"):
         asyncio.run(submit())
-
-
-@pytest.mark.parametrize(
-    ("text", "sentences"),
-    [
-        ("Hello there. How are you? Fine!", ["Hello there.", "How are you?", "Fine!"]),
-        ("Dr. Smith met Mrs. Jones, e.g. at noon.", ["Dr. Smith met Mrs. Jones, e.g. at noon."]),
-        ('He said "stop." Then left…  Really', ['He said "stop."', "Then left…", "Really"]),
-        ("First paragraph\n\nSecond   one", ["First paragraph", "Second one"]),
-        ("3.14 is pi. Ok", ["3.14 is pi.", "Ok"]),
-        ("  ", []),
-    ],
-)
-def test_split_sentences_simple(text: str, sentences: list[str]) -> None:
-    assert split_sentences_simple(text) == sentences
 
 
 def test_split_sentences_keeps_every_word_in_order() -> None:

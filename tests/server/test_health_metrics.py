@@ -12,6 +12,10 @@ def test_health_reports_the_engine_and_its_load(server):
     assert isinstance(health["engine"], str) and isinstance(health["model"], str)
     assert health["max_slots"] >= 1
     assert health["active_sessions"] >= 0 and health["queued"] >= 0
+    # the warm-up measured the step: the real-time capacity and the fitted cost are known
+    assert isinstance(health["capacity_streams"], int) and health["capacity_streams"] >= 0, health
+    assert health["streams_behind"] >= 0, health
+    assert health["step_fixed_ms"] >= 0 and health["step_per_stream_ms"] >= 0, health
 
 
 def test_metrics_count_requests_errors_and_latency(server):
@@ -37,5 +41,19 @@ def test_metrics_count_requests_errors_and_latency(server):
     key = 'csmstream_errors_total{code="unknown_voice"}'
     assert after[key] - before.get(key, 0) == 1
     assert after["csmstream_ttfa_seconds_count"] > before.get("csmstream_ttfa_seconds_count", 0)
-    for gauge in ("csmstream_active_sessions", "csmstream_queued_sessions", "csmstream_max_slots"):
+    for gauge in (
+        "csmstream_active_sessions",
+        "csmstream_queued_sessions",
+        "csmstream_max_slots",
+        "csmstream_capacity_streams",
+        "csmstream_streams_behind",
+        'csmstream_step_cost_ms{term="fixed"}',
+        'csmstream_step_cost_ms{term="per_stream"}',
+    ):
         assert gauge in after, f"{gauge} missing"
+    # how the step runs: on this CPU the step is eager (compile is for CUDA), built at warm-up, never rebuilt
+    assert after["csmstream_step_shapes"] >= 1
+    assert after["csmstream_compile_enabled"] == 0 and after["csmstream_cuda_graphs"] == 0
+    assert after["csmstream_recompiles_after_warmup"] == 0
+    health = server.health()
+    assert health["compile"]["warmed_up"] is True, health["compile"]

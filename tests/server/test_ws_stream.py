@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import math
 import socket
 
 import numpy as np
 import pytest
 from server_ws import BYTES_PER_SAMPLE, RequestLog, gather, gather_one, next_message, open_ws, send
 
+from csmstream.engine.speech_length import runaway_seconds
+
 SAMPLE_RATE = 24_000
 SHORT = 0.4  # seconds of audio per request: the tiny random model rarely stops by itself
 LONG = 20.0  # long enough to still be running when the test acts on it
+
+
+def runaway_audio_seconds(unit: str) -> float:
+    """The audio a unit makes on the tiny random model, which never ends by itself: its runaway bound."""
+    return math.ceil(runaway_seconds(unit) * 12.5) * 0.08
 
 
 def check_request_stream(log, fmt: str) -> None:
@@ -110,24 +118,24 @@ def test_same_seed_gives_the_same_audio(server):
 
 
 def test_incremental_text_becomes_one_request_with_continuing_seq(server):
-    sentences = [
-        "The first sentence is long enough to be spoken on its own. ",
-        "A second sentence arrives in ",
-        "two pieces, like tokens from a language model. ",
-        "And the last one comes with end.",
-    ]
+    first = "First sentence here. "  # one unit: the tiny model speaks it up to its runaway bound
+    pieces = ["A second one arrives ", "in two pieces. ", "And the last one comes with end."]
+    # max_seconds bounds the whole request: the first unit whole, then a little of the next ones
+    max_seconds = runaway_audio_seconds(first.strip()) + SHORT
     with open_ws(server) as ws:
-        send(ws, type="start", request_id="inc", max_seconds=SHORT, seed=3)
-        send(ws, type="text", request_id="inc", text=sentences[0])
-        send(ws, type="text", text=sentences[1])  # no request_id: the only open incremental request
-        send(ws, type="text", request_id="inc", text=sentences[2])
+        send(ws, type="start", request_id="inc", max_seconds=max_seconds, seed=3, text=first)
+        send(ws, type="text", text=pieces[0])  # no request_id: the only open incremental request
+        send(ws, type="text", request_id="inc", text=pieces[1])
         send(ws, type="flush", request_id="inc")
-        send(ws, type="end", request_id="inc", text=sentences[3])
-        log = gather_one(ws, "inc")
+        send(ws, type="end", request_id="inc", text=pieces[2])
+        log = gather_one(ws, "inc", timeout_s=120)
     check_request_stream(log, "pcm_s16le")
     assert [m["status"] for m in log.of_type("audio_status")].count("started") == 1
-    # each unit is capped at SHORT seconds, so more audio than that proves several units ran under one id
-    assert log.final["audio_seconds"] > SHORT * 1.5, f"expected several units of audio: {log.final}"
+    # more audio than the first unit's bound proves a second unit ran under the same id; no more than
+    # max_seconds (to the frame) proves it bounds the request, not each unit
+    seconds = log.final["audio_seconds"]
+    assert runaway_audio_seconds(first.strip()) < seconds <= max_seconds + 0.08, log.final
+    assert log.final["finish_reason"] == "length", log.final
 
 
 def test_incremental_request_with_no_text_completes_empty(server):
@@ -192,18 +200,20 @@ def test_abrupt_disconnect_mid_stream_cancels_every_request(server):
 def test_incremental_units_are_spoken_with_the_earlier_units_as_context(server):
     """Voice continuity: the second unit is generated after the first one's text and audio, so (greedy) it
     sounds different from the same sentence spoken alone, while the first unit is the same as alone."""
-    first = "The first sentence is long enough to be spoken on its own."
+    first = "First sentence here."  # the tiny model speaks it up to its runaway bound, alone or first
     second = "A second sentence follows, and it should carry on the voice."
-    opts = dict(max_seconds=SHORT, greedy=True, format="pcm_f32le")
+    opts = dict(greedy=True, format="pcm_f32le")
     with open_ws(server) as ws:
         send(ws, type="synthesize", request_id="a1", text=first, **opts)
-        alone_first = gather_one(ws, "a1").pcm()
-        send(ws, type="synthesize", request_id="a2", text=second, **opts)
+        alone_first = gather_one(ws, "a1", timeout_s=120).pcm()
+        send(ws, type="synthesize", request_id="a2", text=second, max_seconds=SHORT, **opts)
         alone_second = gather_one(ws, "a2").pcm()
-        send(ws, type="start", request_id="inc", **opts)
+        # the whole request: the first unit as alone, then SHORT seconds of the second
+        max_seconds = runaway_audio_seconds(first) + SHORT
+        send(ws, type="start", request_id="inc", max_seconds=max_seconds, **opts)
         send(ws, type="text", request_id="inc", text=first + " " + second)
         send(ws, type="end", request_id="inc")
-        together = gather_one(ws, "inc").pcm()
+        together = gather_one(ws, "inc", timeout_s=120).pcm()
     n = alone_first.size
     assert n > 0 and together.size > n, f"two units expected: {together.size} samples vs first alone {n}"
     np.testing.assert_allclose(together[:n], alone_first, atol=1e-5, err_msg="the first unit has no context")

@@ -12,6 +12,8 @@ Layout (B = slots, the server's max sessions; every tensor has the slot first):
 - `positions`: (B,) long, decoder-transformer positions consumed so far (latent_stride per frame).
 
 A slot is restarted by `reset(mask)`: zeros everywhere, position 0, which is exactly a fresh decoder.
+`StagedDecoderState` holds one step's advanced rows back until the caller writes them (after the rest of its
+step succeeded), so a failed step never leaves a slot's decoder a frame ahead.
 """
 
 from __future__ import annotations
@@ -58,15 +60,58 @@ class MimiDecoderState:
         )
 
     def scatter(
-        self, rows: torch.Tensor | None, tensors: dict[str, torch.Tensor], positions: torch.Tensor
+        self,
+        rows: torch.Tensor | None,
+        tensors: dict[str, torch.Tensor],
+        positions: torch.Tensor,
+        valid: torch.Tensor | None = None,
     ) -> None:
-        """Write stepped rows back in place (static storage, so the buffers keep their addresses)."""
+        """Write stepped rows back in place (static storage, so the buffers keep their addresses).
+
+        `valid` (B',) bool, optional: rows where it is False keep their old state (rows that were computed
+        only to fill a static batch shape)."""
         for name, tensor in self.tensors.items():
+            new = tensors[name]
+            if valid is not None:
+                old = tensor if rows is None else tensor.index_select(0, rows)
+                new = torch.where(valid.view(-1, *([1] * (new.dim() - 1))), new, old)
             if rows is None:
-                tensor.copy_(tensors[name])
+                tensor.copy_(new)
             else:
-                tensor.index_copy_(0, rows, tensors[name])
+                tensor.index_copy_(0, rows, new)
+        if valid is not None:
+            old = self.positions if rows is None else self.positions.index_select(0, rows)
+            positions = torch.where(valid, positions, old)
         if rows is None:
             self.positions.copy_(positions)
         else:
             self.positions.index_copy_(0, rows, positions)
+
+
+class StagedDecoderState:
+    """A `MimiDecoderState` whose writes wait: `Mimi.decode_step` reads the base state as usual, but the
+    advanced rows stay here (`rows`, `tensors`, `positions`) until the caller writes them with
+    `base.scatter` once the rest of its step succeeded. A step that fails before that leaves the base state
+    as it was, so the same frame can be decoded again."""
+
+    def __init__(self, base: MimiDecoderState):
+        self.base = base
+        self.rows: torch.Tensor | None = None
+        self.tensors: dict[str, torch.Tensor] | None = None
+        self.positions: torch.Tensor | None = None
+
+    @property
+    def batch_size(self) -> int:
+        return self.base.batch_size
+
+    @property
+    def device(self) -> torch.device:
+        return self.base.device
+
+    def gather(self, rows: torch.Tensor | None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        return self.base.gather(rows)
+
+    def scatter(
+        self, rows: torch.Tensor | None, tensors: dict[str, torch.Tensor], positions: torch.Tensor
+    ) -> None:
+        self.rows, self.tensors, self.positions = rows, tensors, positions

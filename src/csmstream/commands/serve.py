@@ -10,12 +10,17 @@ import argparse
 import logging
 import socket
 import sys
+import threading
 
 from csmstream.errors import CsmstreamError
 
 LOG_LEVELS = ["critical", "error", "warning", "info", "debug"]
 # How long a stopping server waits for open streams before closing them.
 GRACEFUL_SHUTDOWN_S = 5
+# Exit status when the engine became unhealthy (a persistent device error): non-zero, so supervisors restart.
+EXIT_ENGINE_FAILED = 3
+# Seconds between the engine failing and the server stopping: enough to deliver the errors to the clients.
+FATAL_DRAIN_S = 2.0
 
 
 def add_parser(subparsers) -> None:
@@ -156,8 +161,21 @@ def run(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         log_config=None,  # keep the logging set up above
     )
+    server = AnnouncingServer(config)
+    fatal: list[str] = []
+
+    def on_fatal(reason: str) -> None:  # from the engine's thread: uvicorn polls should_exit
+        fatal.append(reason)
+        # a short drain first: the errors already handed to the clients go out, /health says `unhealthy`
+        threading.Timer(FATAL_DRAIN_S, lambda: setattr(server, "should_exit", True)).start()
+
+    engine.on_fatal = on_fatal
     try:
-        AnnouncingServer(config).run(sockets=[sock])
+        server.run(sockets=[sock])
     finally:
         sock.close()
+    if fatal:
+        print(f"csmstream: the speech engine failed, exiting so a supervisor restarts it: {fatal[0]}",
+              file=sys.stderr, flush=True)
+        return EXIT_ENGINE_FAILED
     return 0

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from csmstream.engine.events import Event
 from csmstream.engine.request import SynthesisRequest
@@ -17,6 +18,16 @@ class EngineStats:
     max_slots: int
     max_queue: int
     step_ms_avg: float | None  # recent mean time of one batched step (CSM); None when not meaningful
+    # Real-time capacity, from the step cost measured by the CSM engine (engine/cost_model.py); the defaults
+    # mean "not measured / not meaningful" for engines without batched steps.
+    capacity_streams: int | None = None  # streams the measured cost leaves real time; None: nothing measured
+    streams_behind: int = 0  # decoding streams whose listener has waited more than a few frames in all
+    predicted_step_ms: float | None = None  # predicted step at the current number of streams (at least 1)
+    step_fixed_ms: float | None = None  # fitted step cost = fixed_ms + per_stream_ms × streams
+    step_per_stream_ms: float | None = None
+    side_work_ms_avg: float | None = None  # mean time per iteration besides the step (prefill, audio encode)
+    # how the step runs: compiled shapes, recompiles and graph breaks since warm-up (ModelRunner.compile_stats)
+    compile: dict | None = None
 
 
 class RequestHandle(abc.ABC):
@@ -33,12 +44,23 @@ class RequestHandle(abc.ABC):
         """Stop generating; the slot is freed within one step; a `Finished('cancelled')` follows."""
 
 
+EngineStatus = Literal["starting", "ok", "draining", "unhealthy"]
+
+
 class SpeechEngine(abc.ABC):
     """Lives in the server's event loop; owns whatever thread does the work."""
 
     name: str  # "csm" | "piper"
     model_name: str
     sample_rate: int
+    # Called (from any thread) when the engine can no longer serve, e.g. a device error that persists: the
+    # server then stops and exits non-zero so that a supervisor restarts it. None: nobody to tell.
+    on_fatal: Callable[[str], None] | None = None
+
+    @property
+    def status(self) -> EngineStatus:
+        """`starting` (loading / warming up), `ok`, `draining`, `unhealthy`: what `/health` reports."""
+        return "ok"
 
     @abc.abstractmethod
     async def start(self) -> None: ...

@@ -9,7 +9,12 @@ each request's events from its `Collector`. The engine thread loops:
      session;
   4. hand finished chunks of audio to the collectors, finish sessions at EOS / length limit.
 
-An exception inside one session's work ends that session with an `internal` error; the others go on.
+Before it serves, the engine thread warms up: every compiled step shape is built and the step's cost is
+measured at each batch bucket (the scheduler's first cost curve); `status` is `starting` until then.
+
+An exception inside one session's work ends that session with an `internal` error; the others go on. Work
+that keeps failing whoever runs it (a device error that persists) turns the engine `unhealthy`: every
+session ends with an error, new requests are refused, and `on_fatal` tells the server to exit non-zero.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 import torch
 
-from csmstream.engine.base import EngineStats, RequestHandle, SpeechEngine
+from csmstream.engine.base import EngineStats, EngineStatus, RequestHandle, SpeechEngine
 from csmstream.engine.collector import Collector
 from csmstream.engine.events import AudioChunk, Finished, FinishReason, Queued, Started
 from csmstream.engine.prefix_cache import PrefixCache
@@ -33,10 +38,16 @@ from csmstream.engine.request import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, Synth
 from csmstream.engine.runner import ModelRunner, StepOutput
 from csmstream.engine.scheduler import PrefillChunk, Scheduler, SchedulerConfig
 from csmstream.engine.session import Session
-from csmstream.errors import BadRequest, CsmstreamError, TextTooLong
+from csmstream.engine.speech_length import expected_seconds, runaway_seconds
+from csmstream.errors import BadRequest, Busy, CsmstreamError, TextTooLong
 from csmstream.model.sampling import SamplingParams
 
 log = logging.getLogger("csmstream.engine")
+
+# Device work that failed this many times in a row, whichever sessions it was for, means the device is broken.
+MAX_CONSECUTIVE_FAILURES = 3
+# Errors after which a CUDA context is unusable: no retry can succeed, so the engine gives up at once.
+STICKY_DEVICE_ERRORS = ("illegal memory access", "device-side assert", "CUDA error: unspecified launch failure")
 
 
 class CsmEngine(SpeechEngine):
@@ -53,7 +64,7 @@ class CsmEngine(SpeechEngine):
         max_rows: int = 2048,
         prefill_chunk_rows: int = 256,
         max_text_chars: int = 2000,
-        default_max_seconds: float = 30.0,
+        default_max_seconds: float | None = None,
         realtime_admission: bool = True,
         compile: bool = False,
         model_name: str | None = None,
@@ -91,6 +102,8 @@ class CsmEngine(SpeechEngine):
         self._stopping = threading.Event()
         self._running: Future | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._status: EngineStatus = "starting"
+        self._consecutive_failures = 0  # device work (a step, a prefill) that failed since the last success
 
     # ---- asyncio side --------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -105,8 +118,14 @@ class CsmEngine(SpeechEngine):
             await asyncio.to_thread(self._running.result, 10.0)
             self._running = None
 
+    @property
+    def status(self) -> EngineStatus:
+        return self._status
+
     def submit(self, request: SynthesisRequest) -> RequestHandle:
         assert self._loop is not None, "start() the engine before submitting"
+        if self._status in ("unhealthy", "draining"):
+            raise Busy(f"the speech engine is {self._status}; retry later (another replica, or after a restart)")
         session = Session(request=self._validated(request), submitted_at_s=time.monotonic())
         if request.voice_id:
             session.extra["voice"] = self.voices.get(request.voice_id)  # raises UnknownVoice
@@ -118,13 +137,23 @@ class CsmEngine(SpeechEngine):
         return collector
 
     def stats(self) -> EngineStats:
+        now = time.monotonic()
         with self._lock:
+            scheduler = self.scheduler
+            cost = scheduler.step_cost()
             return EngineStats(
-                active_sessions=self.scheduler.num_active,
-                queued=self.scheduler.num_waiting,
-                max_slots=self.scheduler.config.max_slots,
-                max_queue=self.scheduler.config.max_queue,
-                step_ms_avg=self.scheduler.mean_step_ms(),
+                active_sessions=scheduler.num_active,
+                queued=scheduler.num_waiting,
+                max_slots=scheduler.config.max_slots,
+                max_queue=scheduler.config.max_queue,
+                step_ms_avg=scheduler.mean_step_ms(),
+                capacity_streams=scheduler.realtime_capacity(),
+                streams_behind=scheduler.streams_behind(now),
+                predicted_step_ms=scheduler.step_ms_estimate(max(1, scheduler.num_active)),
+                step_fixed_ms=None if cost is None else cost.fixed_ms,
+                step_per_stream_ms=None if cost is None else cost.per_stream_ms,
+                side_work_ms_avg=scheduler.side_work_ms(),
+                compile=self.runner.compile_stats(),
             )
 
     def _validated(self, request: SynthesisRequest) -> SynthesisRequest:
@@ -137,7 +166,25 @@ class CsmEngine(SpeechEngine):
             raise BadRequest("max_seconds must be in (0, 600]")
         if request.speaker is not None and not (0 <= request.speaker < 1000):
             raise BadRequest("speaker must be an integer in [0, 1000)")
+        # the text must leave room to be spoken in one window (at a normal rate); longer texts are split into
+        # units by the caller (server/unit_chains.py), never cut short here
+        text_rows = len(self.prompts.tokenizer.segment_ids(request.speaker or 0, text))
+        needed_frames = math.ceil(expected_seconds(text) * 1000.0 / FRAME_MS)
+        if text_rows + needed_frames > self.runner.max_rows:
+            raise TextTooLong(
+                f"the text takes {text_rows} rows and about {needed_frames} frames of speech, more than the "
+                f"{self.runner.max_rows} rows of one utterance; split it into shorter parts"
+            )
         return request
+
+    def _frame_limit(self, request: SynthesisRequest) -> int:
+        """The most frames this request may make: its runaway bound (engine/speech_length.py), or less when
+        `max_seconds` (the client's, else the operator's `default_max_seconds`) says so."""
+        seconds = runaway_seconds(request.text)
+        cap = request.max_seconds if request.max_seconds is not None else self.default_max_seconds
+        if cap is not None:
+            seconds = min(seconds, cap)
+        return max(1, math.ceil(seconds * 1000.0 / FRAME_MS))
 
     def _request_cancel(self, session: Session) -> None:
         session.cancel_requested = True  # read by the engine thread on its next iteration
@@ -146,6 +193,11 @@ class CsmEngine(SpeechEngine):
     # ---- engine thread -------------------------------------------------------------------------------
     def _run(self) -> None:
         torch.set_grad_enabled(False)
+        try:
+            self._warm_up()
+        except Exception as exc:
+            log.exception("warm-up failed")
+            self._become_unhealthy(f"warm-up failed: {type(exc).__name__}: {exc}")
         while not self._stopping.is_set():
             try:
                 did_work = self._iterate()
@@ -159,6 +211,21 @@ class CsmEngine(SpeechEngine):
             leftovers = self.scheduler.running + self.scheduler.waiting
         for session in leftovers:
             self._finish(session, "cancelled")
+
+    def _warm_up(self) -> None:
+        """Build every step shape and seed the scheduler's cost curve, before any session runs."""
+        t0 = time.perf_counter()
+        measured = self.runner.warm_up(progress=lambda line: log.info("warm-up: %s", line))
+        with self._lock:
+            for batch_size, step_ms in measured:
+                self.scheduler.on_step(batch_size, step_ms)
+        if self._status == "starting":
+            self._status = "ok"
+        log.info(
+            "engine ready after %.1f s of warm-up: %s",
+            time.perf_counter() - t0,
+            ", ".join(f"{ms:.1f} ms/step at batch {b}" for b, ms in measured),
+        )
 
     def _iterate(self) -> bool:
         now = time.monotonic()
@@ -175,18 +242,34 @@ class CsmEngine(SpeechEngine):
             if session.queue_position != position:
                 session.queue_position = position
                 self._push(session, Queued(position))
+        side_t0 = time.perf_counter()
         for session in admitted:
             self._guarded(session, self._start_session)
+        if admitted:
+            self._report_side_work(side_t0)
         # 3. one prefill chunk, one batched step
         with self._lock:
             plan = self.scheduler.plan(time.monotonic())
+        side_t0 = time.perf_counter()
         for chunk in plan.prefills:
             self._guarded(chunk.session, lambda s, chunk=chunk: self._prefill(chunk))
+        if plan.prefills:
+            self._report_side_work(side_t0)
         if plan.decode:
             self._step(plan.decode)
         return bool(admitted or cancelled or not plan.is_empty)
 
-    def _guarded(self, session: Session, work) -> None:
+    def _report_side_work(self, since: float) -> None:
+        """Building prompts (encoding reference and context audio) and prefilling delay every decoding
+        stream's next frame as much as the step does: the scheduler counts them against the frame budget."""
+        side_ms = (time.perf_counter() - since) * 1000.0
+        with self._lock:
+            self.scheduler.on_side_work(side_ms)
+
+    def _guarded(self, session: Session, work) -> bool:
+        """Run one session's work; a failure ends that session only. True when it succeeded."""
+        if session.extra.get("finished"):
+            return False  # ended earlier in this iteration (e.g. when the engine turned unhealthy)
         try:
             work(session)
         except CsmstreamError as exc:
@@ -196,18 +279,20 @@ class CsmEngine(SpeechEngine):
             self._finish(
                 session, "error", error=CsmstreamError(f"internal error: {type(exc).__name__}: {exc}")
             )
+            self._note_failure(exc)
+            return False
+        return True
 
     def _start_session(self, session: Session) -> None:
         request = session.request
         sampling = (request.sampling or SamplingParams()).with_seed()
         voice = session.extra.get("voice")
-        prompt = self.prompts.build(request, voice)  # tokens/mask (T, 33), prefix_rows
+        # the prompt leaves the frames this request may make free: context and references give way for them
+        frame_limit = self._frame_limit(request)
+        prompt = self.prompts.build(request, voice, reserve_rows=frame_limit)  # tokens/mask (T, 33), prefix_rows
         session.extra["prompt"] = prompt
         session.prompt_rows = prompt.num_rows
-        max_seconds = request.max_seconds or self.default_max_seconds
-        session.max_frames = max(
-            0, min(math.ceil(max_seconds * 1000.0 / FRAME_MS), self.runner.max_rows - prompt.num_rows)
-        )
+        session.max_frames = max(0, min(frame_limit, self.runner.max_rows - prompt.num_rows))
         session.extra.update(pcm=[], pending_frames=0, seq=0, codes=[], sampling=sampling)
         self.runner.start_slot(session.slot, sampling)
         # the voice prefix: copied from the cache, or prefilled now and saved once its rows are written
@@ -240,13 +325,19 @@ class CsmEngine(SpeechEngine):
         t0 = time.perf_counter()
         try:
             out = self._run_step(sessions)
-        except Exception:
-            # A failed batched step cannot be pinned on one request: run each alone (the step rewrites the
-            # same cache rows, so a retry is safe); only those that fail alone end, with an error.
+        except Exception as exc:
+            # A failed batched step cannot be pinned on one request: run each alone (the runner restored
+            # every row's state, so a retry makes the same frame); only those that fail alone end, with an
+            # error. A device that fails whoever runs on it is caught by `_note_failure`.
             log.exception("batched step of %d sessions failed; retrying each alone", len(sessions))
+            self._note_failure(exc)
             for session in sessions:
-                self._guarded(session, lambda s: self._take_frame(s, self._run_step([s]), 0))
+                if self._status == "unhealthy":
+                    return
+                if self._guarded(session, lambda s: self._take_frame(s, self._run_step([s]), 0)):
+                    self._consecutive_failures = 0
             return
+        self._consecutive_failures = 0
         with self._lock:
             self.scheduler.on_step(len(sessions), (time.perf_counter() - t0) * 1000.0)
         for i, session in enumerate(sessions):
@@ -272,6 +363,32 @@ class CsmEngine(SpeechEngine):
             self._emit_chunk(session)
         if session.num_frames >= session.max_frames:
             self._finish(session, "length")
+
+    # ---- health --------------------------------------------------------------------------------------
+    def _note_failure(self, exc: Exception) -> None:
+        """Device work failed. Persistent failure (or an error that leaves the device unusable) is fatal."""
+        self._consecutive_failures += 1
+        sticky = any(marker in str(exc) for marker in STICKY_DEVICE_ERRORS)
+        if sticky or self._consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
+            self._become_unhealthy(
+                f"device work failed {self._consecutive_failures} times in a row "
+                f"(last: {type(exc).__name__}: {exc})"
+            )
+
+    def _become_unhealthy(self, reason: str) -> None:
+        """Refuse new work, end every session with an error, stop the loop and tell the server. Once."""
+        if self._status == "unhealthy":
+            return
+        self._status = "unhealthy"
+        log.critical("speech engine unhealthy: %s", reason)
+        with self._lock:
+            sessions = self.scheduler.running + self.scheduler.waiting
+        error = CsmstreamError("the speech engine failed (device error); this request was ended, retry later")
+        for session in sessions:
+            self._finish(session, "error", error=error)
+        self._stopping.set()
+        if self.on_fatal is not None:
+            self.on_fatal(reason)
 
     # ---- output --------------------------------------------------------------------------------------
     def _emit_chunk(self, session: Session) -> None:

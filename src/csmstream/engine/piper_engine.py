@@ -29,6 +29,7 @@ from csmstream.engine.base import EngineStats, RequestHandle, SpeechEngine
 from csmstream.engine.events import AudioChunk, Event, Finished, FinishReason, Queued, Started
 from csmstream.engine.request import FRAME_SAMPLES, SAMPLE_RATE, SynthesisRequest
 from csmstream.errors import BadRequest, Busy, CsmstreamError, TextTooLong, UnknownVoice
+from csmstream.text.splitter import SpeakableSplitter
 
 if TYPE_CHECKING:
     from csmstream.voices.library import VoiceLibrary
@@ -68,41 +69,12 @@ def default_piper_voice_path() -> Path:
 
 # ---- sentences
 
-# A sentence ends at . ! ? … (with closing quotes/brackets) before white space, or at a blank line.
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+|\n\s*\n")
-_ABBREVIATION = re.compile(r"(?:\b(?:mr|mrs|ms|dr|prof|st|sr|jr|vs|etc|e\.g|i\.e|no|fig)\.|\b[a-z]\.)$", re.I)
-
 
 def split_sentences(text: str) -> list[str]:
-    """Text → speakable units (sentences, short ones merged, long ones cut at clauses), in order, none empty.
-
-    Uses the team's `SpeakableSplitter` (the same units the CSM path speaks) when it is installed."""
-    try:
-        from csmstream.text.splitter import SpeakableSplitter
-    except ImportError:
-        return split_sentences_simple(text)
+    """Text → speakable units (sentences, short ones merged, long ones cut at clauses), in order, none empty:
+    the shared `SpeakableSplitter`, so piper speaks the same units as the CSM path."""
     splitter = SpeakableSplitter()
     return [unit for unit in splitter.push(text) + splitter.flush() if unit.strip()]
-
-
-def split_sentences_simple(text: str) -> list[str]:
-    """Text → sentences, in order, none empty. Keeps 'Dr. Smith' and 'e.g. this' together."""
-    sentences: list[str] = []
-    pending = ""
-    position = 0
-    for match in _SENTENCE_END.finditer(text):
-        piece = pending + text[position : match.start()] + text[match.start() : match.end()].rstrip()
-        position = match.end()
-        if _ABBREVIATION.search(piece) and not match.group(0).startswith("\n"):
-            pending = piece + " "
-            continue
-        pending = ""
-        if piece.strip():
-            sentences.append(" ".join(piece.split()))
-    tail = (pending + text[position:]).strip()
-    if tail:
-        sentences.append(" ".join(tail.split()))
-    return sentences
 
 
 # ---- voices
@@ -192,7 +164,7 @@ class PiperEngine(SpeechEngine):
         include_default_voice: bool = True,
         max_queue: int = 32,
         max_text_chars: int = 2000,
-        default_max_seconds: float = 30.0,
+        default_max_seconds: float | None = None,
         length_scale: float | None = None,
         voice_library: VoiceLibrary | None = None,
     ) -> None:
@@ -200,7 +172,10 @@ class PiperEngine(SpeechEngine):
         the shipped joe voice unless `include_default_voice=False`.
 
         `voice_library`: the server's voice library. Piper cannot clone a voice, so a request for a library
-        voice (what `GET /v1/voices` offers) is spoken by the default piper voice instead of refused."""
+        voice (what `GET /v1/voices` offers) is spoken by the default piper voice instead of refused.
+
+        `default_max_seconds`: the cap of a request that sets no `max_seconds` (None: none; piper always
+        reaches the end of its text, so a request without a cap ends with `eos`)."""
         paths = ([default_piper_voice_path()] if include_default_voice else []) + [
             Path(p) for p in voice_paths
         ]
@@ -377,7 +352,7 @@ class PiperEngine(SpeechEngine):
         request = handle.request
         voice = self._voices[handle.voice_id]
         max_seconds = request.max_seconds if request.max_seconds is not None else self.default_max_seconds
-        max_samples = int(max_seconds * SAMPLE_RATE)
+        max_samples = None if max_seconds is None else int(max_seconds * SAMPLE_RATE)
         num_speakers = voice.config.num_speakers
         speaker_id = (
             request.speaker if request.speaker is not None and 0 <= request.speaker < num_speakers else None
@@ -403,7 +378,7 @@ class PiperEngine(SpeechEngine):
                     break
                 pcm = resample(piece.audio_float_array, piece.sample_rate, SAMPLE_RATE)  # (S,) float32 24 kHz
                 pcm = np.clip(pcm, -1.0, 1.0)
-                if num_samples + pcm.shape[0] > max_samples:
+                if max_samples is not None and num_samples + pcm.shape[0] > max_samples:
                     pcm = pcm[: max_samples - num_samples]
                     reason = "length"
                 if pcm.shape[0] > 0:

@@ -1,5 +1,8 @@
 """Prompts for the engine: the voice's reference segments, the request's context turns, then the text.
 
+Generation always has its rows: `build` is told how many frames the utterance may make and keeps that many
+rows of the window free (see the trimming policy in model/tokenizer.py).
+
 The reference segments form a prefix that is the same for every request in that voice, so the engine
 caches its KV state (see prefix_cache.py); `AssembledPrompt.prefix_rows` says how many rows it spans.
 Reference audio is encoded by Mimi once per voice revision and kept as codes.
@@ -78,7 +81,9 @@ class PromptAssembler:
             Segment(voice.speaker, seg.text, codes=c) for seg, c in zip(voice.segments, codes, strict=True)
         ]
 
-    def build(self, request: SynthesisRequest, voice) -> AssembledPrompt:
+    def build(self, request: SynthesisRequest, voice, reserve_rows: int = 0) -> AssembledPrompt:
+        """The prompt for `request`, leaving `reserve_rows` rows of the window free for the frames it may
+        generate: earlier turns / units give way first, then the voice references; the text always stays."""
         references = self.reference_segments(voice) if voice is not None else []
         speaker = (
             request.speaker if request.speaker is not None else (voice.speaker if voice is not None else 0)
@@ -92,6 +97,7 @@ class PromptAssembler:
             max_rows=self.max_rows,
             num_reference_segments=len(references),
             num_codebooks=self.num_codebooks,
+            reserve_rows=reserve_rows,
         )
         # the prefix is cacheable only when every reference segment was kept (they are always in front)
         all_kept = references and prompt.num_references_kept == len(references)

@@ -4,15 +4,27 @@ Each engine iteration asks it, in order:
   1. `admit(now)`    → sessions moved from the queue into free slots (the engine builds their prompts);
   2. `plan(now)`     → prefill chunks of at most `prefill_chunk_rows` rows in all (so newcomers stall the
                        others by about one step), and the slots that make a frame in this step;
-  3. `on_step(...)`  → the measured step time, which drives admission and real-time ordering.
+  3. `on_side_work(ms)` → time spent besides the step (encoding audio at admission, prefill chunks);
+     `on_step(...)`      → the measured step time. Both drive admission and real-time ordering.
 `finish(session)` is the one place where a slot is freed.
 
-Admission: a request waits in a bounded queue (its position is reported) when no slot is free, or when the
-measured step time says one more stream would push the active streams below real time (the 80 ms frame
-budget). A full queue refuses at once with `Busy`.
+The frame budget: every decoding stream needs one frame (80 ms of audio) per 80 ms of wall time, and one
+engine iteration = side work + one batched step. So an iteration of B streams must fit `frame_budget_ms`,
+predicted as `StepCostModel.predict_ms(B)` (an affine curve fitted from measured steps) + the recent mean side
+work per iteration.
 
-Real-time ordering: when the step is over budget, streams far ahead of their listener's playback sit out
-steps so that streams behind catch up. With spare capacity every stream runs every step.
+Admission: the first stream is always admitted. After it, the scheduler holds at most the real-time capacity:
+the largest batch whose predicted iteration fits `budget_margin` × the frame budget, counting at most one
+stream past the largest batch measured (the probe: admit one more, measure it, decide again). While any
+stream is behind real time by more than `behind_lead_ms`, nobody more is admitted, whatever the model says.
+
+The queue: a session the next `admit` takes (a free slot, and capacity for it) is not waiting; the rest are,
+and there are never more than `max_queue` of them: `add` refuses with `Busy` instead. Once told it can start,
+a session is admitted at the next `admit` even if a measurement in between lowered the capacity (a promise),
+so a new measurement never pushes the queue past `max_queue`. `max_queue=0`: refuse what cannot start now.
+
+Real-time ordering: when the predicted iteration is over budget, streams far ahead of their listener's
+playback sit out steps so that streams behind catch up. With spare capacity every stream runs every step.
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from csmstream.engine.cost_model import AffineCost, StepCostModel
 from csmstream.engine.request import FRAME_MS
 from csmstream.engine.session import Phase, Session
 from csmstream.errors import Busy
@@ -53,8 +66,10 @@ class SchedulerConfig:
     prefill_chunk_rows: int = 256
     frame_budget_ms: float = FRAME_MS
     realtime_admission: bool = True  # False: admit whenever a slot is free (benchmarks of raw throughput)
-    budget_margin: float = 0.9  # keep predicted step time under this fraction of the frame budget
+    budget_margin: float = 0.9  # admit while the predicted iteration stays under this fraction of the budget
     yield_lead_ms: float = 2000.0  # a stream this far ahead of playback yields when the step is over budget
+    behind_lead_ms: float = 3 * FRAME_MS  # a stream whose listener lacks this much audio is behind real time
+    side_work_alpha: float = 0.1  # weight of one iteration in the mean side work (a window of ~10 iterations)
 
 
 class Scheduler:
@@ -64,7 +79,12 @@ class Scheduler:
         self._waiting: deque[Session] = deque()
         self._running: dict[int, Session] = {}  # slot → session (PREFILLING or DECODING)
         self._free_slots: list[int] = list(range(config.max_slots - 1, -1, -1))  # pop() gives slot 0 first
-        self._step_ms_by_batch: dict[int, float] = {}  # exponential mean of measured step time per batch size
+        # the first `_promised` sessions of `_waiting` were told they can start: the next `admit` takes them
+        self._promised = 0
+        self._cost = StepCostModel()
+        self._side_ms_pending = 0.0  # side work reported since the last step
+        self._side_ms_avg = 0.0  # mean side work per iteration (iterations without any side work count as 0)
+        self._num_behind = 0  # streams behind real time at the last `admit` / `plan`
 
     # ---- queries -------------------------------------------------------------------------------------
     @property
@@ -73,7 +93,9 @@ class Scheduler:
 
     @property
     def num_waiting(self) -> int:
-        return len(self._waiting)
+        """Sessions that must wait for a slot or for capacity: never more than `max_queue`. (Sessions the next
+        `admit` takes are queued but not waiting.)"""
+        return len(self._waiting) - self._startable_now()
 
     @property
     def running(self) -> list[Session]:
@@ -81,50 +103,88 @@ class Scheduler:
 
     @property
     def waiting(self) -> list[Session]:
+        """Every session not admitted yet, those the next `admit` takes included."""
         return list(self._waiting)
 
+    @property
+    def cost_model(self) -> StepCostModel:
+        return self._cost
+
     def step_ms_estimate(self, batch_size: int) -> float | None:
-        """Measured mean step time at this batch size, else extrapolated from the nearest smaller one
-        (assuming cost grows at most linearly with the batch), else None (nothing measured yet)."""
-        if batch_size in self._step_ms_by_batch:
-            return self._step_ms_by_batch[batch_size]
-        smaller = [b for b in self._step_ms_by_batch if b < batch_size]
-        if not smaller:
-            return None
-        b = max(smaller)
-        return self._step_ms_by_batch[b] * batch_size / b
+        """Predicted time of one batched step of `batch_size` streams (the fitted curve); None before any
+        measurement."""
+        return self._cost.predict_ms(batch_size)
+
+    def step_cost(self) -> AffineCost | None:
+        """The fitted step cost `fixed_ms + per_stream_ms · B`; None before any measurement."""
+        return self._cost.fit()
 
     def mean_step_ms(self) -> float | None:
-        if not self._step_ms_by_batch:
-            return None
-        return self._step_ms_by_batch.get(self.num_active) or max(self._step_ms_by_batch.values())
+        """Recent mean time of one batched step, at the batch size measured last."""
+        return self._cost.recent_step_ms()
+
+    def side_work_ms(self) -> float:
+        """Mean time per iteration spent besides the step (encoding audio at admission, prefill chunks)."""
+        return self._side_ms_avg
+
+    def iteration_ms_estimate(self, batch_size: int) -> float | None:
+        """Predicted wall time of one iteration with `batch_size` decoding streams: step + side work."""
+        step_ms = self._cost.predict_ms(batch_size)
+        return None if step_ms is None else step_ms + self._side_ms_avg
+
+    def realtime_capacity(self) -> int | None:
+        """How many streams can stay real time: the largest batch whose predicted iteration fits the frame
+        budget × margin, at most `max_slots` and at most one past the largest batch measured (the probe).
+        0: not even one stream fits. None: nothing measured yet."""
+        budget_ms = self.config.frame_budget_ms * self.config.budget_margin - self._side_ms_avg
+        return self._cost.capacity(budget_ms, self.config.max_slots)
+
+    def streams_behind(self, now_s: float) -> int:
+        """Decoding streams whose listener has waited, in all, more than `behind_lead_ms` for audio
+        (`lead_ms` below minus that). A stream before its first audio is not counted: that wait is its
+        time to first audio, not a stall."""
+        return sum(
+            1
+            for s in self._running.values()
+            if s.phase is Phase.DECODING
+            and s.first_audio_at_s is not None
+            and s.lead_ms(now_s) < -self.config.behind_lead_ms
+        )
 
     # ---- decisions -----------------------------------------------------------------------------------
     def add(self, session: Session) -> None:
-        """Queue a new session; the next `admit` gives it a slot if one is free. Raises `Busy` when it could
-        neither get a free slot nor a place in the queue."""
-        if len(self._waiting) >= self.config.max_queue + len(self._free_slots):
+        """Queue a new session: the next `admit` takes it when it can start now (a free slot, and capacity
+        for it), else it waits. Raises `Busy` when it would be one more than `max_queue` waiting."""
+        self._waiting.append(session)
+        startable = self._startable_now()
+        if len(self._waiting) - startable > self.config.max_queue:
+            self._waiting.pop()
             raise Busy(
-                f"server busy: {self.num_active} active sessions and {len(self._waiting)} queued "
+                f"server busy: {self.num_active} active sessions and {self.num_waiting} waiting "
                 f"(max queue {self.config.max_queue}); retry later"
             )
-        self._waiting.append(session)
+        # whoever can start now is promised a slot: a later measurement cannot turn it back into a waiter
+        self._promised = startable
 
     def admit(self, now_s: float) -> list[Session]:
         """Move queued sessions into free slots while capacity allows (the engine finishes cancelled sessions
         before it calls this, so none is admitted)."""
+        self._num_behind = self.streams_behind(now_s)
         admitted = []
-        while self._waiting and self._free_slots and self._capacity_allows_one_more():
+        for _ in range(self._startable_now()):
             head = self._waiting.popleft()
             head.slot = self._free_slots.pop()
             head.phase = Phase.PREFILLING
             head.started_at_s = now_s
             self._running[head.slot] = head
             admitted.append(head)
+        self._promised = 0
         return admitted
 
     def queue_positions(self) -> list[tuple[Session, int]]:
-        return [(s, i + 1) for i, s in enumerate(self._waiting)]
+        """Waiting sessions and their places in the queue (1 = next)."""
+        startable = self._startable_now()
+        return [(s, i + 1) for i, s in enumerate(list(self._waiting)[startable:])]
 
     def plan(self, now_s: float) -> StepPlan:
         plan = StepPlan()
@@ -142,9 +202,11 @@ class Scheduler:
                 end = min(end, s.prefix_rows)  # stop at the voice prefix so its KV state can be cached
             plan.prefills.append(PrefillChunk(s, s.prefilled_rows, end))
             budget -= end - s.prefilled_rows
-        # 2) every decoding stream makes a frame, unless the step is over budget: then streams far ahead yield
+        # 2) every decoding stream makes a frame, unless the iteration is over budget: then streams far ahead
+        #    yield
+        self._num_behind = self.streams_behind(now_s)
         decoding = [s for s in self._running.values() if s.phase is Phase.DECODING and not s.cancel_requested]
-        estimate = self.step_ms_estimate(len(decoding))
+        estimate = self.iteration_ms_estimate(len(decoding)) if decoding else None
         over_budget = estimate is not None and estimate > self.config.frame_budget_ms
         if over_budget and any(s.lead_ms(now_s) < self.config.yield_lead_ms for s in decoding):
             behind_first = sorted(decoding, key=lambda s: s.lead_ms(now_s))
@@ -158,9 +220,26 @@ class Scheduler:
         if chunk.is_last:
             session.phase = Phase.DECODING
 
+    def on_side_work(self, side_ms: float) -> None:
+        """Time the engine thread spent besides the step (encoding audio at admission, a prefill chunk). It
+        delays every decoding stream's next frame just as the step does, so it counts against the frame
+        budget; while no stream decodes it delays nobody's playback and is not counted."""
+        assert side_ms >= 0.0, f"side work takes a time >= 0, got {side_ms}"
+        if any(s.phase is Phase.DECODING for s in self._running.values()):
+            self._side_ms_pending += side_ms
+
     def on_step(self, batch_size: int, step_ms: float) -> None:
-        old = self._step_ms_by_batch.get(batch_size)
-        self._step_ms_by_batch[batch_size] = step_ms if old is None else 0.8 * old + 0.2 * step_ms
+        """One measured batched step; it closes an iteration, so the side work reported since the previous
+        step is that iteration's. (A warm-up's measurements come here too: they seed the cost curve.)"""
+        self._cost.observe(batch_size, step_ms)
+        alpha = self.config.side_work_alpha
+        self._side_ms_avg += alpha * (self._side_ms_pending - self._side_ms_avg)
+        self._side_ms_pending = 0.0
+
+    def on_iteration(self, batch_size: int, step_ms: float, side_ms: float) -> None:
+        """`on_side_work(side_ms)` then `on_step(batch_size, step_ms)`: one whole iteration at once."""
+        self.on_side_work(side_ms)
+        self.on_step(batch_size, step_ms)
 
     def cancelled_sessions(self) -> list[Session]:
         """Running or waiting sessions whose cancel was requested: the engine finishes them this iteration."""
@@ -172,14 +251,26 @@ class Scheduler:
             del self._running[session.slot]
             self._free_slots.append(session.slot)
         if session in self._waiting:
+            if list(self._waiting).index(session) < self._promised:
+                self._promised -= 1  # its promised slot is free again, for whoever can start now
             self._waiting.remove(session)
         session.phase = Phase.FINISHED
 
     # ---- internals -----------------------------------------------------------------------------------
-    def _capacity_allows_one_more(self) -> bool:
-        if not self.config.realtime_admission or not self._running:
-            return True
-        estimate = self.step_ms_estimate(len(self._running) + 1)
-        if estimate is None:
-            return True
-        return estimate <= self.config.frame_budget_ms * self.config.budget_margin
+    def _running_limit(self) -> int:
+        """How many sessions may hold a slot now, as far as real time is concerned (admission takes one more
+        while the sessions holding a slot are fewer)."""
+        if not self.config.realtime_admission:
+            return self.config.max_slots
+        if self._num_behind > 0:
+            return len(self._running)  # what is measured beats what is predicted: a listener is waiting
+        capacity = self.realtime_capacity()
+        if capacity is None:
+            return 1  # nothing measured yet: one stream, whose steps are the first measurements
+        return max(1, capacity)  # the first stream is always served, even when it cannot be real time
+
+    def _startable_now(self) -> int:
+        """How many sessions at the head of the queue the next `admit` takes: the promised ones, or more when
+        free slots and capacity allow."""
+        headroom = max(0, self._running_limit() - len(self._running))
+        return min(len(self._waiting), max(self._promised, min(len(self._free_slots), headroom)))

@@ -8,6 +8,8 @@ for one frame only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -43,15 +45,18 @@ class CsmModel(nn.Module):
             torch.arange(config.num_codebooks, dtype=torch.int64) * config.audio_vocab_size,
             persistent=False,
         )
+        # 0..K-1 as 0-d tensors (`codebook_indices[i]`) for `frame_codebook`: one compiled graph for every i
+        self.register_buffer(
+            "codebook_indices", torch.arange(config.num_codebooks, dtype=torch.int64), persistent=False
+        )
 
     def _apply(self, fn, recurse=True):  # nn.Module's signature
         # integer offsets survive `.to(dtype)` but not `to_empty`: rebuild them on the new device
         module = super()._apply(fn, recurse)
         device = self.audio_id_offsets.device
-        self.audio_id_offsets = (
-            torch.arange(self.config.num_codebooks, dtype=torch.int64, device=device)
-            * self.config.audio_vocab_size
-        )
+        indices = torch.arange(self.config.num_codebooks, dtype=torch.int64, device=device)
+        self.audio_id_offsets = indices * self.config.audio_vocab_size
+        self.codebook_indices = indices
         return module
 
     # ---- the backbone -------------------------------------------------------------------------------
@@ -104,14 +109,18 @@ class CsmModel(nn.Module):
         """(B, D) last backbone state → (B, V) logits of codebook 0."""
         return self.codebook0_head(hidden_last)
 
-    def depth_inputs(self, codes: torch.Tensor, codebook_index: int) -> torch.Tensor:
+    def depth_inputs(self, codes: torch.Tensor, codebook_index: int | torch.Tensor) -> torch.Tensor:
         """(B,) codes of codebook `codebook_index` → (B, 1, D_depth) depth-decoder inputs."""
         ids = codes + codebook_index * self.config.audio_vocab_size
         return self.projection(self.depth_audio_embeddings(ids))[:, None]
 
-    def depth_logits(self, depth_hidden: torch.Tensor, codebook_index: int) -> torch.Tensor:
+    def depth_logits(self, depth_hidden: torch.Tensor, codebook_index: int | torch.Tensor) -> torch.Tensor:
         """(B, D_depth) depth state at position `codebook_index` → (B, V) logits of that codebook (>= 1)."""
-        return depth_hidden @ self.audio_head[codebook_index - 1]
+        if isinstance(codebook_index, int):
+            return depth_hidden @ self.audio_head[codebook_index - 1]
+        # a tensor index (one compiled graph for every codebook) picks its head by a gather, not a Python int
+        head = self.audio_head.index_select(0, (codebook_index - 1).reshape(1))[0]  # (D_depth, V)
+        return depth_hidden @ head
 
     def depth_decoder_logits(self, hidden_last: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """Teacher-forced depth decoder (training, tests): backbone state (B, D) + the frame's codes (B, K)
@@ -129,32 +138,75 @@ class CsmModel(nn.Module):
         return self.depth_decoder.new_kv_cache(batch, self.config.num_codebooks, device=device)
 
     def generate_frame(
-        self, hidden_last: torch.Tensor, sampling: BatchSampling, depth_cache: KVCache | None = None
+        self,
+        hidden_last: torch.Tensor,
+        sampling: BatchSampling,
+        depth_cache: KVCache | None = None,
+        stages: tuple[Callable, Callable, Callable] | None = None,
     ) -> torch.Tensor:
         """(B, D) last backbone hidden state of each row → (B, K) int64 codes of the next frame.
 
         `depth_cache` (optional, from `new_depth_cache(B)`) lets a caller reuse one buffer; it is overwritten.
+        `stages` (optional) replaces (`frame_start`, `frame_codebook`, `frame_last_codebook`) with the same
+        functions compiled: the middle one serves every codebook 1..K-2 (its index is a tensor), so a compiler
+        builds three small graphs per batch size instead of one graph of the whole unrolled frame.
         """
         batch = hidden_last.shape[0]
         assert sampling.batch_size == batch, f"sampling has {sampling.batch_size} rows, hidden has {batch}"
-        k, size = self.config.num_codebooks, self.config.codebook_size
-        device = hidden_last.device
-        cache = self.new_depth_cache(batch, device) if depth_cache is None else depth_cache
-        # 1. codebook 0 from the backbone
-        codes = [sample_codes(self.codebook0_logits(hidden_last), sampling, 0, size)]
-        # 2. prime the depth decoder with [backbone state, embedding of code 0] at positions 0, 1
-        first = torch.cat((self.projection(hidden_last)[:, None], self.depth_inputs(codes[0], 0)), dim=1)
-        start = torch.zeros(batch, dtype=torch.int64, device=device)
-        hidden = self.depth_decoder(first, start, cache=cache, kv_len=cache.max_rows)[:, -1]
-        # 3. codebooks 1..K-1, one position each; the static kv_len keeps every step the same shape
-        for i in range(1, k):
-            codes.append(sample_codes(self.depth_logits(hidden, i), sampling, i, size))
-            if i == k - 1:
-                break
-            hidden = self.depth_decoder(
-                self.depth_inputs(codes[i], i), start + i + 1, cache=cache, kv_len=cache.max_rows
-            )[:, -1]
+        k = self.config.num_codebooks
+        assert k >= 2, "a frame has codebook 0 and at least one depth-decoder codebook"
+        cache = self.new_depth_cache(batch, hidden_last.device) if depth_cache is None else depth_cache
+        start, middle, last = stages or (self.frame_start, self.frame_codebook, self.frame_last_codebook)
+        # 1. codebook 0 from the backbone, the depth decoder primed with positions 0, 1
+        code, hidden = start(hidden_last, sampling, cache)
+        codes = [code]
+        # 2. codebooks 1..K-2, each fed back at the next position; 3. the last one, with nothing to feed back
+        for i in range(1, k - 1):
+            code, hidden = middle(hidden, sampling, cache, self.codebook_indices[i])
+            codes.append(code)
+        codes.append(last(hidden, sampling, self.codebook_indices[k - 1]))
         return torch.stack(codes, dim=1)
+
+    def frame_start(
+        self, hidden_last: torch.Tensor, sampling: BatchSampling, cache: KVCache
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, D) backbone state → codebook 0 (B,) and the depth decoder's state at position 1 (B, D_depth),
+        after [backbone state, embedding of code 0] went in at positions 0, 1."""
+        batch = hidden_last.shape[0]
+        code = sample_codes(self.codebook0_logits(hidden_last), sampling, 0, self.config.codebook_size)
+        first = torch.cat((self.projection(hidden_last)[:, None], self.depth_inputs(code, 0)), dim=1)
+        start = torch.zeros(batch, dtype=torch.int64, device=hidden_last.device)
+        hidden = self.depth_decoder(first, start, cache=cache, kv_len=cache.max_rows)[:, -1]
+        # strides like frame_codebook's output (a size-1 batch counts too): one compiled graph takes both
+        return code, hidden.clone(memory_format=torch.contiguous_format)
+
+    def frame_codebook(
+        self,
+        depth_hidden: torch.Tensor,
+        sampling: BatchSampling,
+        cache: KVCache,
+        codebook_index: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Depth state at position i (B, D_depth), i a 0-d int64 tensor → codebook i (B,) and the state at
+        position i + 1 after code i went in. The static kv_len keeps every codebook the same shape."""
+        code = sample_codes(
+            self.depth_logits(depth_hidden, codebook_index),
+            sampling,
+            codebook_index,
+            self.config.codebook_size,
+        )
+        position = (codebook_index + 1).expand(depth_hidden.shape[0])  # (B,)
+        hidden = self.depth_decoder(
+            self.depth_inputs(code, codebook_index), position, cache=cache, kv_len=cache.max_rows
+        )[:, -1]
+        return code, hidden
+
+    def frame_last_codebook(
+        self, depth_hidden: torch.Tensor, sampling: BatchSampling, codebook_index: torch.Tensor
+    ) -> torch.Tensor:
+        """Depth state at position K - 1 → the frame's last codebook (B,)."""
+        logits = self.depth_logits(depth_hidden, codebook_index)
+        return sample_codes(logits, sampling, codebook_index, self.config.codebook_size)
 
     def frame_rows(self, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, K) codes → tokens, mask (B, 1, K + 1): the audio row fed back to the backbone next step."""

@@ -82,6 +82,29 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return x * cos[:, :, None] + rotated * sin[:, :, None]
 
 
+def attention_bias(allowed: torch.Tensor, group: int, dtype: torch.dtype) -> torch.Tensor:
+    """(B, T, S) bool, True where query t may attend key s → (B, 1, group * T, S) additive bias (0 or -inf)
+    in `dtype`, laid out for `attend`'s folded queries. Built once per forward and shared by every layer."""
+    bias = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(~allowed, float("-inf"))
+    return bias.repeat(1, group, 1)[:, None]  # row g * T + t is query t of the group's head g
+
+
+def attend(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Grouped-query attention through one fused SDPA kernel: q (B, H, T, D), keys/values (B, H_kv, S, D),
+    bias from `attention_bias` → (B, H, T, D).
+
+    The H / H_kv query heads that share a kv head are folded into that head's query rows, so keys and values
+    are read as they are (no copy to H heads), and the kernel sees a plain float mask without `enable_gqa`:
+    on CUDA the memory-efficient kernel takes it, where a bool mask with `enable_gqa` fell back to the math
+    kernel. Each row's own length lives in the bias, so rows at different positions share one call.
+    """
+    batch, num_heads, num_rows, head_dim = q.shape
+    num_kv_heads = keys.shape[1]
+    folded = q.reshape(batch, num_kv_heads, num_heads // num_kv_heads * num_rows, head_dim)
+    out = F.scaled_dot_product_attention(folded, keys, values, attn_mask=bias)  # (B, H_kv, G * T, D)
+    return out.reshape(batch, num_heads, num_rows, head_dim)
+
+
 class Attention(nn.Module):
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
@@ -98,7 +121,7 @@ class Attention(nn.Module):
         x: torch.Tensor,  # (B, T, dim)
         cos: torch.Tensor,  # (B, T, head_dim)
         sin: torch.Tensor,
-        mask: torch.Tensor,  # (B, 1, T, S) True where a query may attend a key
+        bias: torch.Tensor,  # (B, 1, G * T, S) from `attention_bias`
         cache: KVCache | None,
         layer: int,
         slot_ids: torch.Tensor | None,
@@ -113,12 +136,10 @@ class Attention(nn.Module):
         k = apply_rotary(k, cos, sin)
         if cache is not None:
             cache.write(layer, slot_ids, positions, k, v)
-            keys, values = cache.read(layer, slot_ids, batch, kv_len)  # (B, H_kv, S, D)
+            keys, values = cache.read(layer, slot_ids, batch, kv_len)  # (B, H_kv, S, D); a view for None
         else:
             keys, values = k.transpose(1, 2), v.transpose(1, 2)
-        out = F.scaled_dot_product_attention(
-            q.transpose(1, 2), keys, values, attn_mask=mask, enable_gqa=self.num_kv_heads != self.num_heads
-        )  # (B, H, T, D)
+        out = attend(q.transpose(1, 2), keys, values, bias)  # (B, H, T, D)
         return self.o_proj(out.transpose(1, 2).reshape(batch, num_rows, self.num_heads * self.head_dim))
 
 
@@ -195,18 +216,19 @@ class Transformer(nn.Module):
             kv_len = cache.max_rows if kv_len is None else kv_len
             assert 0 < kv_len <= cache.max_rows, f"kv_len {kv_len} must be in [1, {cache.max_rows}]"
             key_positions = torch.arange(kv_len, device=x.device)[None, None, :]  # (1, 1, S)
-            mask = key_positions <= positions[:, :, None]  # (B, T, S): each slot sees only its own past
+            allowed = key_positions <= positions[:, :, None]  # (B, T, S): each slot sees only its own past
         else:
-            mask = offsets[None, None, :] <= offsets[None, :, None]  # (1, T, T) causal
-            mask = mask.expand(batch, -1, -1)
-        mask = mask[:, None]  # (B, 1, T, S) broadcast over heads
+            allowed = offsets[None, None, :] <= offsets[None, :, None]  # (1, T, T) causal
+            allowed = allowed.expand(batch, -1, -1)
+        group = self.config.num_heads // self.config.num_kv_heads
+        bias = attention_bias(allowed, group, x.dtype)  # (B, 1, G * T, S), shared by every layer
         cos, sin = self.rotary(positions, x.dtype)
         for layer, block in enumerate(self.layers):
             x = block(
                 x,
                 cos=cos,
                 sin=sin,
-                mask=mask,
+                bias=bias,
                 cache=cache,
                 layer=layer,
                 slot_ids=slot_ids,

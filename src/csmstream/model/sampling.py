@@ -111,7 +111,7 @@ def topk_bound(topks) -> int:
 def uniform_noise(
     seed: torch.Tensor,
     frame_index: torch.Tensor,
-    codebook_index: int,
+    codebook_index: int | torch.Tensor,
     vocab_size: int,
     ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
@@ -130,7 +130,7 @@ def uniform_noise(
 
 
 def sample_codes(
-    logits: torch.Tensor, sampling: BatchSampling, codebook_index: int, codebook_size: int
+    logits: torch.Tensor, sampling: BatchSampling, codebook_index: int | torch.Tensor, codebook_size: int
 ) -> torch.Tensor:
     """logits (B, V) of one codebook → (B,) int64 codes in [0, codebook_size).
 
@@ -155,7 +155,7 @@ def sample_codes(
 
 
 def _sample_among_candidates(
-    logits: torch.Tensor, sampling: BatchSampling, codebook_index: int, k: torch.Tensor
+    logits: torch.Tensor, sampling: BatchSampling, codebook_index: int | torch.Tensor, k: torch.Tensor
 ) -> torch.Tensor:
     """`sample_codes` when every row's k is at most `sampling.max_topk` = N: the same choice, made among the
     N largest logits of each row only (top-k, noise and argmax over (B, N) instead of (B, C))."""

@@ -5,10 +5,13 @@ A prompt is a sequence of rows of K + 1 columns (K audio codebooks, then one tex
 - its audio (context only): one row per Mimi frame, then one all-zero end-of-audio row.
 Context segments come first, oldest first, then the text to speak; generation continues from there.
 
-Trimming policy when the context does not fit in `max_rows`: the text to speak always stays (it alone
-too long → `TextTooLong`); then the voice reference segments (the first `num_reference_segments` of the
-context) are kept in order while they fit; then conversation turns are kept newest first, and at the
-first turn that does not fit it and all older turns are dropped whole (a turn is never cut in half).
+Trimming policy when the context does not fit in `max_rows - reserve_rows` (`reserve_rows`: the frames the
+utterance may generate, kept free after the prompt): the text to speak always stays (it alone longer than
+`max_rows` → `TextTooLong`; when it leaves less than `reserve_rows`, generation gets every row after it);
+then the voice reference segments (the first `num_reference_segments` of the context) are kept in order
+while they fit; then conversation turns (earlier turns, earlier units of the same request) are kept newest
+first, and at the first turn that does not fit it and all older turns are dropped whole (a turn is never
+cut in half). So the turns give way first, then the references, and generation never loses its rows.
 """
 
 from __future__ import annotations
@@ -178,8 +181,10 @@ def build_prompt(
     num_reference_segments: int = 0,
     num_codebooks: int = 32,
     codebook_size: int = 2048,
+    reserve_rows: int = 0,
 ) -> Prompt:
-    """The rows for speaking `text` as `speaker` after `context` (oldest first), within `max_rows` rows.
+    """The rows for speaking `text` as `speaker` after `context` (oldest first), within `max_rows` rows, of
+    which `reserve_rows` stay free for the frames to generate (context gives way for them; the text never).
 
     The first `num_reference_segments` context segments are the voice's references (kept before any turn);
     see the module docstring for the trimming policy. Context audio is encoded only for segments kept.
@@ -195,13 +200,15 @@ def build_prompt(
             f"num_reference_segments={num_reference_segments} with {len(context)} context segments"
         )
 
-    # 2. the text to speak must fit on its own
+    # 2. the text to speak must fit on its own; the context gets what is left after the reserved rows
+    if reserve_rows < 0:
+        raise ValueError(f"reserve_rows must be >= 0, got {reserve_rows}")
     target = _text_rows(tokenizer.segment_ids(speaker, text), num_codebooks)
-    budget = max_rows - target[0].shape[0]
-    if budget < 0:
+    if target[0].shape[0] > max_rows:
         raise TextTooLong(
             f"the text takes {target[0].shape[0]} tokens; at most {max_rows} fit. Split it into shorter parts."
         )
+    budget = max(0, max_rows - target[0].shape[0] - reserve_rows)
 
     # 3. references in order while they fit, then turns newest first until one does not fit
     references: list[tuple[torch.Tensor, torch.Tensor]] = []

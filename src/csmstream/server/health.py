@@ -1,8 +1,12 @@
-"""`GET /health`: is the server up, which engine and model, how loaded."""
+"""`GET /health`: is the server up, which engine and model, how loaded.
+
+`status` is the engine's: `starting` (loading, compiling, measuring), `ok`, `draining`, `unhealthy`. Anything
+but `ok` answers 503, so a load balancer or supervisor can act on the status code alone."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 
 from csmstream.server.context import server_context
 
@@ -10,11 +14,12 @@ router = APIRouter()
 
 
 @router.get("/health")
-async def health(request: Request) -> dict:
+async def health(request: Request) -> JSONResponse:
     ctx = server_context(request)
     stats = ctx.engine.stats()
-    return {
-        "status": "ok",
+    status = ctx.engine.status
+    body = {
+        "status": status,
         "engine": ctx.engine.name,
         "model": ctx.engine.model_name,
         "sample_rate": ctx.engine.sample_rate,
@@ -23,4 +28,13 @@ async def health(request: Request) -> dict:
         "max_slots": stats.max_slots,
         "max_queue": stats.max_queue,
         "step_ms_avg": stats.step_ms_avg,
+        # real-time capacity from the measured step cost (null where nothing is measured)
+        "capacity_streams": stats.capacity_streams,
+        "streams_behind": stats.streams_behind,
+        "predicted_step_ms": stats.predicted_step_ms,
+        "step_fixed_ms": stats.step_fixed_ms,
+        "step_per_stream_ms": stats.step_per_stream_ms,
+        "side_work_ms_avg": stats.side_work_ms_avg,
+        "compile": stats.compile,
     }
+    return JSONResponse(body, status_code=200 if status == "ok" else 503)

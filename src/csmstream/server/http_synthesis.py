@@ -1,5 +1,7 @@
 """One synthesis over HTTP: submit up front (so refusals become proper status codes), then either stream
-the encoded audio as it is generated, or collect it all (for APIs that answer with one JSON body)."""
+the encoded audio as it is generated, or collect it all (for APIs that answer with one JSON body).
+
+The text is spoken whole: a long one runs as a chain of units (server/unit_chains.py), one handle."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from csmstream.engine.events import AudioChunk, Finished
 from csmstream.engine.request import SynthesisRequest
 from csmstream.errors import CsmstreamError
 from csmstream.server.context import ServerContext
+from csmstream.server.unit_chains import speak_whole
 
 logger = logging.getLogger(__name__)
 
@@ -23,9 +26,10 @@ class SynthesisFailed(CsmstreamError):
 
 
 def submit(ctx: ServerContext, request: SynthesisRequest, protocol: str) -> RequestHandle:
-    """`engine.submit`, counted; its refusals (Busy, UnknownVoice, ...) propagate to the protocol's error shape."""
+    """The whole text as one chain of units, counted; refusals of its first unit (Busy, UnknownVoice, ...) and
+    `TextTooLong` propagate to the protocol's error shape."""
     ctx.metrics.requests.labels(protocol).inc()
-    return ctx.engine.submit(request)
+    return speak_whole(ctx, request)
 
 
 async def stream_encoded(

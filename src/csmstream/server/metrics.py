@@ -1,10 +1,12 @@
 """Prometheus metrics of one app, in the app's own registry (two apps in one process never share counters).
 
-Engine gauges (active / queued sessions, step time) are read from `engine.stats()` when scraped, so they are
-never stale; everything else is counted as requests finish.
+Engine gauges (active / queued sessions, step time, real-time capacity and the fitted step cost) are read from
+`engine.stats()` when scraped, so they are never stale; everything else is counted as requests finish.
 """
 
 from __future__ import annotations
+
+import math
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -15,6 +17,13 @@ from csmstream.engine.events import Finished
 from csmstream.server.context import server_context
 
 TTFA_BUCKETS_S = (0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0)
+COMPILE_FIGURES = {
+    "compile_enabled": "1 when the step runs compiled",
+    "cuda_graphs": "1 when the step replays CUDA graphs",
+    "step_shapes": "Step shapes (batch bucket x kv bucket) built at warm-up",
+    "recompiles_after_warmup": "Graphs compiled after warm-up (should stay 0)",
+    "graph_breaks": "Graph breaks seen by torch.compile",
+}
 RTF_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0)
 
 
@@ -43,6 +52,31 @@ class ServerMetrics:
             "csmstream_step_seconds", "Recent mean time of one batched step", registry=r
         )
         self.ws_connections = Gauge("csmstream_ws_connections", "Open /v1/tts/stream connections", registry=r)
+        # how the step runs (ModelRunner.compile_stats): a recompile while serving is a latency spike
+        self.compile_figures = {
+            key: Gauge(f"csmstream_{key}", help_text, registry=r)
+            for key, help_text in COMPILE_FIGURES.items()
+        }
+        # real-time capacity from the measured step cost (engine/cost_model.py); NaN (unknown) until measured
+        self.capacity_streams = Gauge(
+            "csmstream_capacity_streams", "Streams the measured step cost leaves real time", registry=r
+        )
+        self.streams_behind = Gauge(
+            "csmstream_streams_behind",
+            "Streams whose listener waited more than a few frames for audio",
+            registry=r,
+        )
+        self.step_cost_ms = Gauge(
+            "csmstream_step_cost_ms",
+            "Fitted step cost: fixed + per_stream x streams, in ms",
+            ["term"],
+            registry=r,
+        )
+        self.side_work_ms = Gauge(
+            "csmstream_side_work_ms",
+            "Mean time per iteration besides the step (prefill, audio encode)",
+            registry=r,
+        )
 
     def observe_finished(self, finished: Finished) -> None:
         """One engine request ended (any protocol)."""
@@ -63,7 +97,21 @@ class ServerMetrics:
         self.max_slots.set(stats.max_slots)
         if stats.step_ms_avg is not None:
             self.step_seconds.set(stats.step_ms_avg / 1000.0)
+        self.streams_behind.set(stats.streams_behind)
+        # NaN, not 0, where nothing is measured: a capacity of 0 would read as "cannot serve anyone"
+        self.capacity_streams.set(_or_nan(stats.capacity_streams))
+        self.side_work_ms.set(_or_nan(stats.side_work_ms_avg))
+        if stats.step_fixed_ms is not None and stats.step_per_stream_ms is not None:
+            self.step_cost_ms.labels("fixed").set(stats.step_fixed_ms)
+            self.step_cost_ms.labels("per_stream").set(stats.step_per_stream_ms)
+        for key, gauge in self.compile_figures.items():
+            value = (stats.compile or {}).get(key)
+            gauge.set(math.nan if value is None else float(value))
         return generate_latest(self.registry)
+
+
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else value
 
 
 router = APIRouter()

@@ -12,7 +12,8 @@ class ServerOptions:
     ws_send_buffer_bytes: int = 8 * 1024 * 1024
     # Requests one WebSocket connection may have open at once (the engine's queue bounds the whole server).
     ws_max_requests_per_connection: int = 32
-    # Speakable units cut from incremental (`start`/`text`/`end`) text.
+    # Speakable units cut from text: incremental (`start`/`text`/`end`), and whole texts on every protocol
+    # (each unit is one engine request; see server/unit_chains.py).
     incremental_min_chars: int = 20
     incremental_max_chars: int = 300
     # Voice uploads: bytes of the whole multipart body (413 beyond); the duration is the voice library's rule.

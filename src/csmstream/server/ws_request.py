@@ -1,8 +1,10 @@
 """One request on a `/v1/tts/stream` connection: text units → engine requests → messages in the outbox.
 
-A `synthesize` is one unit. An incremental request (`start` / `text` / `flush` / `end`) gets its units from a
-`SpeakableSplitter` as text arrives; the units run one after another as separate engine requests, and their
-audio goes out under the one client `request_id` with a continuing `seq`.
+A `synthesize` is cut into units at once; an incremental request (`start` / `text` / `flush` / `end`) gets
+its units from a `SpeakableSplitter` as text arrives. Either way the units go into one `UnitChain`
+(engine/unit_chain.py), which speaks them one after another, each with the earlier ones as context; their
+audio goes out under the one client `request_id` with a continuing `seq`. This module only turns text into
+units and the chain's events into messages in the outbox.
 
 Every request ends with exactly one terminal message: `completion`, or `error` (engine failure, a bad
 message naming this request, or a client too slow to take its audio).
@@ -14,19 +16,18 @@ import asyncio
 import base64
 import json
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from csmstream.audio.encoders import make_encoder
-from csmstream.engine.base import RequestHandle
 from csmstream.engine.events import AudioChunk, Finished, Queued, Started
 from csmstream.engine.request import new_request_id
 from csmstream.errors import BadRequest, CsmstreamError
 from csmstream.server.context import ServerContext
 from csmstream.server.outbox import Outbox
 from csmstream.server.params import SynthesisParams, build_request, parse_params, parse_voice_id
+from csmstream.server.unit_chains import open_chain, unit_sizes, whole_text_units
 from csmstream.text.splitter import SpeakableSplitter
 
 logger = logging.getLogger(__name__)
@@ -60,10 +61,6 @@ def parse_stream_options(msg: Mapping[str, Any]) -> StreamOptions:
     )
 
 
-# Units of the same request given as context to the next one (the prompt builder trims further if needed).
-MAX_CONTEXT_UNITS = 3
-
-
 class WsRequest:
     def __init__(
         self,
@@ -82,27 +79,19 @@ class WsRequest:
         self._outbox = outbox
         self._on_done = on_done
         self._encoder = make_encoder(options.format, sample_rate=ctx.engine.sample_rate)
-        self._units: asyncio.Queue[str | None] = asyncio.Queue()  # None: no more units
         self._splitter: SpeakableSplitter | None = None
         if incremental:
-            self._splitter = SpeakableSplitter(
-                min_chars=ctx.options.incremental_min_chars,
-                max_chars=min(ctx.options.incremental_max_chars, ctx.settings.max_text_chars),
-            )
-        self._handle: RequestHandle | None = None
-        # voice continuity: the units already spoken (text + codes) are the context of the next one
-        self._spoken: list = []  # csmstream.model.tokenizer.Segment, newest last
+            min_chars, max_chars = unit_sizes(ctx)
+            self._splitter = SpeakableSplitter(min_chars=min_chars, max_chars=max_chars)
+        # the units run as one chain (each with the earlier ones as context). Its template's text is never
+        # spoken (units replace it); the engine gets its own ids: client ids are only unique per connection
+        self._chain = open_chain(
+            ctx, build_request("", options.voice_id, options.params, request_id=new_request_id())
+        )
         self._cancelled = False
         self._final_error: tuple[str, str] | None = None  # (code, message) to send instead of a completion
-        # what the completion reports, summed over units
         self._seq = 0
-        self._num_samples = 0
-        self._num_units_started = 0
-        self._first_submit_s: float | None = None
-        self._ttfa_ms: float | None = None
-        self._generation_s = 0.0  # Σ rtf × audio seconds of the units: the engine's own wall time
-        self._rtf_known = True
-        self._hit_length = False
+        self._num_samples = 0  # audio sent to the client
         self.task: asyncio.Task | None = None
 
     # --- text in -----------------------------------------------------------------------------------------
@@ -111,7 +100,11 @@ class WsRequest:
         """Begin running. A `synthesize` passes its whole text; `start` passes optional first text."""
         if not self.incremental:
             assert text is not None, "a synthesize request needs its text"
-            self._units.put_nowait(text)
+            try:
+                for unit in whole_text_units(self._ctx, text):
+                    self._chain.add(unit)
+            except CsmstreamError as exc:  # too long: the request ends with this error, nothing is spoken
+                self._final_error = (exc.code, str(exc))
             self._end_units()
         elif text:
             self.add_text(text)
@@ -122,14 +115,14 @@ class WsRequest:
         if self.ended:
             raise BadRequest(f"request {self.request_id!r} has already ended")
         for unit in self._splitter.push(delta):
-            self._units.put_nowait(unit)
+            self._chain.add(unit)
 
     def flush(self) -> None:
         assert self._splitter is not None, "only incremental requests can be flushed"
         if self.ended:
             raise BadRequest(f"request {self.request_id!r} has already ended")
         for unit in self._splitter.flush():
-            self._units.put_nowait(unit)
+            self._chain.add(unit)
 
     def end(self) -> None:
         self.flush()
@@ -137,16 +130,14 @@ class WsRequest:
 
     def _end_units(self) -> None:
         self.ended = True
-        self._units.put_nowait(None)
+        self._chain.close()
 
     # --- stopping ----------------------------------------------------------------------------------------
 
     def cancel(self) -> None:
         """Client `cancel` or disconnect: stop the running unit, drop the rest; a completion `cancelled` follows."""
         self._cancelled = True
-        if self._handle is not None:
-            self._handle.cancel()
-        self._units.put_nowait(None)  # wake a runner waiting for text
+        self._chain.cancel()
 
     def abort(self, code: str, message: str) -> None:
         """Cancel, and end with this `error` instead of a completion."""
@@ -158,87 +149,34 @@ class WsRequest:
 
     async def _run(self) -> None:
         try:
-            while not self._cancelled:
-                text = await self._units.get()
-                if text is None or self._cancelled:
-                    break
-                if not await self._run_unit(text):
-                    break
-            self._send_final()
+            finished: Finished | None = None
+            if self._final_error is None:
+                async for event in self._chain.events():
+                    if isinstance(event, AudioChunk):
+                        self._relay_chunk(event)
+                    elif isinstance(event, Queued):
+                        self._send(
+                            {"type": "audio_status", "status": "queued", "queue_position": event.position}
+                        )
+                    elif isinstance(event, Started):
+                        self._send({"type": "audio_status", "status": "started"})
+                    elif isinstance(event, Finished):
+                        finished = event
+                assert finished is not None, "a unit chain must end with Finished"
+                self._ctx.metrics.observe_finished(finished)
+                if finished.finish_reason == "error" and self._final_error is None:
+                    error = finished.error
+                    self._final_error = (
+                        (error.code, str(error)) if error is not None else ("internal", "synthesis failed")
+                    )
+            self._send_final(finished)
         except Exception as exc:  # a bug here must still end the request for the client
             logger.exception("request %s failed", self.request_id)
             self._final_error = ("internal", f"internal error: {type(exc).__name__}")
-            self._send_final()
+            self._send_final(None)
         finally:
-            if self._handle is not None:  # cancelled task (teardown) or error: free the engine slot
-                self._handle.cancel()
+            self._chain.cancel()  # cancelled task (teardown) or error: free the engine slot; no-op when done
             self._on_done(self)
-
-    async def _run_unit(self, text: str) -> bool:
-        """Synthesize one unit and relay its events; False when the request must stop."""
-        opts = self.options
-        # the engine gets its own id: client ids are only unique per connection
-        now_s = time.perf_counter()
-        try:
-            request = build_request(
-                text,
-                opts.voice_id,
-                opts.params,
-                request_id=new_request_id(),
-                context=self._spoken[len(self._spoken) - MAX_CONTEXT_UNITS :] if self._spoken else (),
-            )
-            handle = self._ctx.engine.submit(request)
-        except CsmstreamError as exc:
-            self._final_error = (exc.code, str(exc))
-            return False
-        if self._first_submit_s is None:
-            self._first_submit_s = now_s
-        self._handle = handle
-        first_unit = self._num_units_started == 0
-        self._num_units_started += 1
-        if self._cancelled:  # a cancel that arrived between `get` and `submit`
-            handle.cancel()
-        finished: Finished | None = None
-        async for event in handle.events():
-            if isinstance(event, AudioChunk):
-                self._relay_chunk(event)
-            elif isinstance(event, Queued) and first_unit:
-                self._send({"type": "audio_status", "status": "queued", "queue_position": event.position})
-            elif isinstance(event, Started) and first_unit:
-                self._send({"type": "audio_status", "status": "started"})
-            elif isinstance(event, Finished):
-                finished = event
-        self._handle = None
-        assert finished is not None, "an engine event stream must end with Finished"
-        self._ctx.metrics.observe_finished(finished)
-        if finished.finish_reason == "error":
-            error = finished.error
-            self._final_error = (
-                (error.code, str(error)) if error is not None else ("internal", "synthesis failed")
-            )
-            return False
-        self._hit_length |= finished.finish_reason == "length"
-        self._remember_unit(request, finished)
-        if finished.rtf is None:
-            self._rtf_known = finished.audio_seconds == 0
-        else:
-            self._generation_s += finished.rtf * finished.audio_seconds
-        return True
-
-    def _remember_unit(self, request, finished: Finished) -> None:
-        """Keep a spoken unit (its text and CSM codes) as context for the next unit, so that prosody and voice
-        carry across sentences. Engines without codes (piper) keep nothing."""
-        if not self.incremental or finished.codes is None or len(finished.codes) == 0:
-            return
-        import torch
-
-        from csmstream.model.tokenizer import Segment
-
-        speaker = request.speaker
-        if speaker is None:
-            speaker = self._ctx.voices.get(request.voice_id).speaker if request.voice_id else 0
-        codes = torch.from_numpy(finished.codes.astype("int64"))
-        self._spoken.append(Segment(speaker=speaker, text=request.text, codes=codes))
 
     def _relay_chunk(self, chunk: AudioChunk) -> None:
         if self._cancelled:
@@ -261,25 +199,24 @@ class WsRequest:
         if not queued:
             self.abort("busy", "the client did not read audio as fast as it was generated; request cancelled")
             return
-        if self._ttfa_ms is None and self._first_submit_s is not None:
-            self._ttfa_ms = (time.perf_counter() - self._first_submit_s) * 1000.0
         self._seq += 1
         self._num_samples += num_samples
 
-    def _send_final(self) -> None:
+    def _send_final(self, finished: Finished | None) -> None:
         if self._final_error is not None:
             code, message = self._final_error
             self._ctx.metrics.observe_error(code)
             self._send({"type": "error", "code": code, "message": message})
             return
-        audio_seconds = self._num_samples / self._ctx.engine.sample_rate
-        reason = "cancelled" if self._cancelled else ("length" if self._hit_length else "eos")
-        rtf = self._generation_s / audio_seconds if audio_seconds > 0 and self._rtf_known else None
+        audio_seconds = self._num_samples / self._ctx.engine.sample_rate  # what the client was sent
+        reason = "cancelled" if self._cancelled or finished is None else finished.finish_reason
+        ttfa_ms = None if finished is None else finished.ttfa_ms
+        rtf = None if finished is None else finished.rtf
         self._send(
             {
                 "type": "completion",
                 "audio_seconds": round(audio_seconds, 4),
-                "ttfa_ms": None if self._ttfa_ms is None else round(self._ttfa_ms, 2),
+                "ttfa_ms": None if ttfa_ms is None else round(ttfa_ms, 2),
                 "rtf": None if rtf is None else round(rtf, 4),
                 "finish_reason": reason,
             }
