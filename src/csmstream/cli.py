@@ -18,7 +18,9 @@ SUBCOMMANDS = ["say", "serve", "chat", "talk", "voices", "dev"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="csmstream", description="Self-hosted real-time speech with CSM-1B.")
+    parser = argparse.ArgumentParser(
+        prog="csmstream", description="Self-hosted real-time speech with CSM-1B."
+    )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:

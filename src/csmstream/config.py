@@ -56,7 +56,9 @@ class Settings(BaseSettings):
     allowed_origins: str = Field("*", description="comma-separated browser origins allowed (CORS)")
 
     # the conversation
-    llm_base_url: str = Field("", description="OpenAI-compatible chat endpoint, e.g. http://localhost:11434/v1")
+    llm_base_url: str = Field(
+        "", description="OpenAI-compatible chat endpoint, e.g. http://localhost:11434/v1"
+    )
     llm_model: str = ""
     llm_api_key: str = ""
     llm_gguf: str = Field("", description="embedded llama.cpp model: a GGUF file or hub id")

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 from server_process import ServerProcess
 from server_ws import gather, next_message, open_ws, send
-from serve_process import start_serve
 
 from csmstream.commands.serve import EXIT_ENGINE_FAILED
+from serve_process import start_serve
 
 FAULTY_SERVE = Path(__file__).with_name("faulty_serve.py")
 
@@ -34,8 +34,13 @@ def test_a_persistent_device_error_ends_streams_turns_unhealthy_and_exits_non_ze
             assert gather(ws, ["ok"])["ok"].final["type"] == "completion"
             # 2. two streams running, then the device breaks under them
             for rid in ("a", "b"):
-                send(ws, type="synthesize", text="A long sentence to keep the slot busy.", request_id=rid,
-                     audio_encoding="base64")  # JSON frames only: read one by one below
+                send(
+                    ws,
+                    type="synthesize",
+                    text="A long sentence to keep the slot busy.",
+                    request_id=rid,
+                    audio_encoding="base64",
+                )  # JSON frames only: read one by one below
             while next_message(ws)["type"] != "audio_chunk":
                 pass
             break_file.touch()
@@ -57,6 +62,9 @@ def test_a_persistent_device_error_ends_streams_turns_unhealthy_and_exits_non_ze
         assert server.process.wait(timeout=30) == EXIT_ENGINE_FAILED, server.log()
         assert statuses, "the server drains before it exits: /health must have answered meanwhile"
         assert all(s == (503, "unhealthy") for s in statuses), f"after the failure /health said {statuses}"
-        assert "speech engine unhealthy" in server.log() and "exiting so a supervisor restarts it" in server.log()
+        assert (
+            "speech engine unhealthy" in server.log()
+            and "exiting so a supervisor restarts it" in server.log()
+        )
     finally:
         server.stop()

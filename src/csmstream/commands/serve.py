@@ -175,7 +175,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         sock.close()
     if fatal:
-        print(f"csmstream: the speech engine failed, exiting so a supervisor restarts it: {fatal[0]}",
-              file=sys.stderr, flush=True)
+        print(
+            f"csmstream: the speech engine failed, exiting so a supervisor restarts it: {fatal[0]}",
+            file=sys.stderr,
+            flush=True,
+        )
         return EXIT_ENGINE_FAILED
     return 0

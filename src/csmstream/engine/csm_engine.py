@@ -47,7 +47,11 @@ log = logging.getLogger("csmstream.engine")
 # Device work that failed this many times in a row, whichever sessions it was for, means the device is broken.
 MAX_CONSECUTIVE_FAILURES = 3
 # Errors after which a CUDA context is unusable: no retry can succeed, so the engine gives up at once.
-STICKY_DEVICE_ERRORS = ("illegal memory access", "device-side assert", "CUDA error: unspecified launch failure")
+STICKY_DEVICE_ERRORS = (
+    "illegal memory access",
+    "device-side assert",
+    "CUDA error: unspecified launch failure",
+)
 
 
 class CsmEngine(SpeechEngine):
@@ -125,7 +129,9 @@ class CsmEngine(SpeechEngine):
     def submit(self, request: SynthesisRequest) -> RequestHandle:
         assert self._loop is not None, "start() the engine before submitting"
         if self._status in ("unhealthy", "draining"):
-            raise Busy(f"the speech engine is {self._status}; retry later (another replica, or after a restart)")
+            raise Busy(
+                f"the speech engine is {self._status}; retry later (another replica, or after a restart)"
+            )
         session = Session(request=self._validated(request), submitted_at_s=time.monotonic())
         if request.voice_id:
             session.extra["voice"] = self.voices.get(request.voice_id)  # raises UnknownVoice
@@ -289,7 +295,9 @@ class CsmEngine(SpeechEngine):
         voice = session.extra.get("voice")
         # the prompt leaves the frames this request may make free: context and references give way for them
         frame_limit = self._frame_limit(request)
-        prompt = self.prompts.build(request, voice, reserve_rows=frame_limit)  # tokens/mask (T, 33), prefix_rows
+        prompt = self.prompts.build(
+            request, voice, reserve_rows=frame_limit
+        )  # tokens/mask (T, 33), prefix_rows
         session.extra["prompt"] = prompt
         session.prompt_rows = prompt.num_rows
         session.max_frames = max(0, min(frame_limit, self.runner.max_rows - prompt.num_rows))
