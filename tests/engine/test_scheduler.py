@@ -173,3 +173,41 @@ def test_short_prompts_share_one_steps_prefill_budget_in_admission_order():
     for chunk in plan.prefills:
         sched.on_prefilled(chunk)
     assert [c.end_row for c in sched.plan(0.0).prefills] == [12]
+
+
+def test_a_continuing_unit_takes_the_next_free_slot_before_new_sessions_and_is_never_busy():
+    """A long text is spoken unit after unit: the next unit of a request already being heard must not wait
+    behind new requests (the listener would hear a gap) nor be refused by the queue limit."""
+    sched = Scheduler(SchedulerConfig(max_slots=2, max_queue=1))
+    sched.on_step(1, 30.0)
+    sched.on_step(2, 60.0)  # capacity: 2 streams
+    first, other = make_session(), make_session()
+    for s in (first, other):
+        sched.add(s)
+    sched.admit(0.0)
+    newcomer = make_session()
+    sched.add(newcomer)  # the queue (1 place) is now full
+    with pytest.raises(Busy):
+        sched.add(make_session())
+    continuation = Session(request=SynthesisRequest(text="next unit", continues=True), submitted_at_s=1.0)
+    sched.add(continuation)  # never refused, although the queue is full
+    assert sched.num_waiting == 1, "a continuing unit is not counted against max_queue"
+    sched.finish(first)  # the first unit ends: its slot goes to its continuation, not to the newcomer
+    admitted = sched.admit(2.0)
+    assert admitted == [continuation] and continuation.slot == first.slot
+    assert newcomer.phase is Phase.WAITING and [s for s, _ in sched.queue_positions()] == [newcomer]
+
+
+def test_slots_are_handed_out_lowest_first():
+    sched = Scheduler(SchedulerConfig(max_slots=4, max_queue=4, realtime_admission=False))
+    sessions = [make_session() for _ in range(3)]
+    for s in sessions:
+        sched.add(s)
+    sched.admit(0.0)
+    assert [s.slot for s in sessions] == [0, 1, 2]
+    sched.finish(sessions[0])
+    sched.finish(sessions[2])
+    late = make_session()
+    sched.add(late)
+    sched.admit(1.0)
+    assert late.slot == 0, "the lowest free slot keeps the static step's span small"

@@ -144,6 +144,7 @@ class CsmEngine(SpeechEngine):
 
     def stats(self) -> EngineStats:
         now = time.monotonic()
+        compile_stats = self.runner.compile_stats()  # the runner's own counters: no lock needed
         with self._lock:
             scheduler = self.scheduler
             cost = scheduler.step_cost()
@@ -159,7 +160,7 @@ class CsmEngine(SpeechEngine):
                 step_fixed_ms=None if cost is None else cost.fixed_ms,
                 step_per_stream_ms=None if cost is None else cost.per_stream_ms,
                 side_work_ms_avg=scheduler.side_work_ms(),
-                compile=self.runner.compile_stats(),
+                compile=compile_stats,
             )
 
     def _validated(self, request: SynthesisRequest) -> SynthesisRequest:

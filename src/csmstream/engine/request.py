@@ -47,3 +47,6 @@ class SynthesisRequest:
     max_seconds: float | None = None  # None: the engine's default
     chunk_schedule_frames: tuple[int, ...] = DEFAULT_CHUNK_SCHEDULE_FRAMES
     request_id: str = field(default_factory=new_request_id)
+    # a later unit of a request whose audio is already being heard (engine/unit_chain.py): it takes the next
+    # free slot before any new request and is never refused as `busy`, so a long text does not stall midway
+    continues: bool = False

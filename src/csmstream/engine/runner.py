@@ -43,6 +43,9 @@ log = logging.getLogger("csmstream.engine")
 
 KV_BUCKET_COUNT = 5  # kv spans max_rows, max_rows / 2, ...: few shapes, never 2x more rows than needed
 KV_BUCKET_ALIGN_ROWS = 16  # fused attention kernels want the key length (the float mask's last dim) aligned
+# Warm-up times steps at this fraction of the window: the longest span would make the first cost curve too
+# pessimistic (on a CPU the step's cost grows with the span) and admission too shy until real steps correct it.
+TYPICAL_KV_FRACTION = 0.25
 WARM_UP_TIMED_STEPS = 2  # timed steps per batch bucket (after the untimed one that built the shape)
 # Where `fail_next_step_at` makes the next step raise (tests): after the codes, after the (staged) Mimi decode,
 # inside the backbone (before its last layer, the earlier layers' KV rows already written), before the commit.
@@ -405,8 +408,10 @@ class ModelRunner:
     def warm_up(self, progress: Callable[[str], None] | None = None) -> list[tuple[int, float]]:
         """Build every step shape once (compile it, capture its CUDA graph), then time steady steps.
 
-        Returns (batch size, step ms) per batch bucket, measured at the longest kv span: the scheduler's first
-        cost curve. Every row of these steps is idle, so no slot's state changes (call it before traffic)."""
+        Returns (batch size, step ms) per batch bucket, measured at a typical kv span (`TYPICAL_KV_FRACTION`
+        of the window: a voice prompt and some seconds of speech), the scheduler's first cost curve; real
+        steps correct it from there. Every row of these steps is idle, so no slot's state changes (call it
+        before traffic)."""
         say = progress or (lambda line: None)
         shapes = self.step_shapes()
         # 1. one step of each shape: on CUDA this compiles and captures; a failure to compile falls back
@@ -425,11 +430,12 @@ class ModelRunner:
             say(f"step shape {i}/{len(shapes)}: batch {width}, kv span {kv_len} rows ({ms:.0f} ms)")
         # 2. steady-state step time per batch bucket
         measured = []
+        typical_kv_len = self._kv_len(max(1, int(self.max_rows * TYPICAL_KV_FRACTION)))
         for width in self.buckets:
             times = []
             for _ in range(WARM_UP_TIMED_STEPS):
                 t0 = time.perf_counter()
-                self._idle_step(width, self.kv_buckets[-1])
+                self._idle_step(width, typical_kv_len)
                 self._sync()
                 times.append((time.perf_counter() - t0) * 1000.0)
             measured.append((width, min(times)))

@@ -79,6 +79,9 @@ class Scheduler:
         self._waiting: deque[Session] = deque()
         self._running: dict[int, Session] = {}  # slot → session (PREFILLING or DECODING)
         self._free_slots: list[int] = list(range(config.max_slots - 1, -1, -1))  # pop() gives slot 0 first
+        # later units of requests already being heard: they take free slots first, whatever the capacity
+        # (each replaces its own predecessor's stream) and the queue limit
+        self._continuing: deque[Session] = deque()
         # the first `_promised` sessions of `_waiting` were told they can start: the next `admit` takes them
         self._promised = 0
         self._cost = StepCostModel()
@@ -103,8 +106,8 @@ class Scheduler:
 
     @property
     def waiting(self) -> list[Session]:
-        """Every session not admitted yet, those the next `admit` takes included."""
-        return list(self._waiting)
+        """Every session not admitted yet, those the next `admit` takes and continuing units included."""
+        return list(self._continuing) + list(self._waiting)
 
     @property
     def cost_model(self) -> StepCostModel:
@@ -154,7 +157,11 @@ class Scheduler:
     # ---- decisions -----------------------------------------------------------------------------------
     def add(self, session: Session) -> None:
         """Queue a new session: the next `admit` takes it when it can start now (a free slot, and capacity
-        for it), else it waits. Raises `Busy` when it would be one more than `max_queue` waiting."""
+        for it), else it waits. Raises `Busy` when it would be one more than `max_queue` waiting. A continuing
+        unit (`request.continues`) is never refused: it goes before every new session."""
+        if session.request.continues:
+            self._continuing.append(session)
+            return
         self._waiting.append(session)
         startable = self._startable_now()
         if len(self._waiting) - startable > self.config.max_queue:
@@ -171,13 +178,10 @@ class Scheduler:
         before it calls this, so none is admitted)."""
         self._num_behind = self.streams_behind(now_s)
         admitted = []
+        while self._continuing and self._free_slots:
+            admitted.append(self._take_slot(self._continuing.popleft(), now_s))
         for _ in range(self._startable_now()):
-            head = self._waiting.popleft()
-            head.slot = self._free_slots.pop()
-            head.phase = Phase.PREFILLING
-            head.started_at_s = now_s
-            self._running[head.slot] = head
-            admitted.append(head)
+            admitted.append(self._take_slot(self._waiting.popleft(), now_s))
         self._promised = 0
         return admitted
 
@@ -243,7 +247,7 @@ class Scheduler:
 
     def cancelled_sessions(self) -> list[Session]:
         """Running or waiting sessions whose cancel was requested: the engine finishes them this iteration."""
-        return [s for s in list(self._running.values()) + list(self._waiting) if s.cancel_requested]
+        return [s for s in list(self._running.values()) + self.waiting if s.cancel_requested]
 
     def finish(self, session: Session) -> None:
         """The one place a slot is freed. Idempotent."""
@@ -254,9 +258,20 @@ class Scheduler:
             if list(self._waiting).index(session) < self._promised:
                 self._promised -= 1  # its promised slot is free again, for whoever can start now
             self._waiting.remove(session)
+        if session in self._continuing:
+            self._continuing.remove(session)
         session.phase = Phase.FINISHED
 
     # ---- internals -----------------------------------------------------------------------------------
+    def _take_slot(self, session: Session, now_s: float) -> Session:
+        # the lowest free slot: a static step spans slots [0, P), so compact slots keep P (and its work) small
+        session.slot = min(self._free_slots)
+        self._free_slots.remove(session.slot)
+        session.phase = Phase.PREFILLING
+        session.started_at_s = now_s
+        self._running[session.slot] = session
+        return session
+
     def _running_limit(self) -> int:
         """How many sessions may hold a slot now, as far as real time is concerned (admission takes one more
         while the sessions holding a slot are fewer)."""
@@ -271,6 +286,9 @@ class Scheduler:
 
     def _startable_now(self) -> int:
         """How many sessions at the head of the queue the next `admit` takes: the promised ones, or more when
-        free slots and capacity allow."""
-        headroom = max(0, self._running_limit() - len(self._running))
-        return min(len(self._waiting), max(self._promised, min(len(self._free_slots), headroom)))
+        free slots and capacity allow. Continuing units go first: the slots they will take are not free for
+        these (a promise can be broken by one: that session then waits, first in the queue)."""
+        continuing = len(self._continuing)
+        free = max(0, len(self._free_slots) - continuing)
+        headroom = max(0, self._running_limit() - len(self._running) - continuing)
+        return min(len(self._waiting), free, max(self._promised, min(free, headroom)))

@@ -214,6 +214,7 @@ class UnitChain(RequestHandle):
             context=(*self._template.context, *context),
             max_seconds=self._remaining_seconds(),
             request_id=f"{self.request_id}.{self._num_units}",
+            continues=self._num_units > 0,
         )
         now_s = time.monotonic()
         handle = self._engine.submit(unit)  # raises a refusal before any event
