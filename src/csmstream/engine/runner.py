@@ -46,7 +46,8 @@ KV_BUCKET_ALIGN_ROWS = 16  # fused attention kernels want the key length (the fl
 # Warm-up times steps at this fraction of the window: the longest span would make the first cost curve too
 # pessimistic (on a CPU the step's cost grows with the span) and admission too shy until real steps correct it.
 TYPICAL_KV_FRACTION = 0.25
-WARM_UP_TIMED_STEPS = 2  # timed steps per batch bucket (after the untimed one that built the shape)
+WARM_UP_TIMED_STEPS = 5  # timed steps per batch bucket (after the untimed one that built the shape); the
+# fastest counts: start-up work elsewhere in the process (imports, first requests) only ever slows a step down
 # Where `fail_next_step_at` makes the next step raise (tests): after the codes, after the (staged) Mimi decode,
 # inside the backbone (before its last layer, the earlier layers' KV rows already written), before the commit.
 FAULT_STAGES = ("after_codes", "after_audio", "in_backbone", "before_commit")
