@@ -96,7 +96,9 @@ def test_batched_requests_give_the_same_codes_as_each_run_alone(checkpoint, voic
 
 def test_streamed_chunks_follow_the_schedule_and_equal_the_whole_decode(checkpoint, voices):
     async def body(engine):
-        return await collect(engine.submit(request(frames=20, chunk_schedule_frames=(2, 4, 8))))
+        return await collect(
+            engine.submit(request(frames=20, chunk_schedule_frames=(2, 4, 8), adaptive_chunks=False))
+        )
 
     events = run_with_engine(make_engine(checkpoint, voices), body)
     assert isinstance(events[0], Started)

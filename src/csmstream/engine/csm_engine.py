@@ -34,7 +34,7 @@ from csmstream.engine.collector import Collector
 from csmstream.engine.events import AudioChunk, Finished, FinishReason, Queued, Started
 from csmstream.engine.prefix_cache import PrefixCache
 from csmstream.engine.prompts import PromptAssembler
-from csmstream.engine.request import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, SynthesisRequest, chunk_frames_at
+from csmstream.engine.request import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, SynthesisRequest, chunk_is_due
 from csmstream.engine.runner import ModelRunner, StepOutput
 from csmstream.engine.scheduler import PrefillChunk, Scheduler, SchedulerConfig
 from csmstream.engine.session import Session
@@ -367,8 +367,16 @@ class CsmEngine(SpeechEngine):
         session.extra["codes"].append(out.codes[i])
         session.extra["pcm"].append(out.pcm[i])
         session.extra["pending_frames"] += 1
+        pending = session.extra["pending_frames"]
+        listener_buffer_ms = ms_per_frame = None
+        if session.first_audio_at_s is not None and session.request.adaptive_chunks:
+            now = time.monotonic()
+            listener_buffer_ms = session.lead_ms(now) - pending * FRAME_MS  # sent and not yet played
+            ms_per_frame = (
+                (now - (session.started_at_s or session.submitted_at_s)) * 1000.0 / session.num_frames
+            )
         schedule = session.request.chunk_schedule_frames
-        if session.extra["pending_frames"] >= chunk_frames_at(schedule, session.extra["seq"]):
+        if chunk_is_due(pending, session.extra["seq"], schedule, listener_buffer_ms, ms_per_frame):
             self._emit_chunk(session)
         if session.num_frames >= session.max_frames:
             self._finish(session, "length")

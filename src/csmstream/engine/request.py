@@ -35,6 +35,32 @@ def chunk_frames_at(schedule: tuple[int, ...], chunk_index: int) -> int:
     return schedule[min(chunk_index, len(schedule) - 1)]
 
 
+# A chunk goes out early when the listener's buffer would not last until the scheduled chunk is complete,
+# with this margin. Big chunks save messages only while generation is well ahead: near real time a 12-frame
+# chunk (960 ms of audio) takes almost 960 ms to make, longer than a small jitter buffer lasts.
+LOW_BUFFER_MARGIN_MS = 100.0
+
+
+def chunk_is_due(
+    pending_frames: int,
+    chunk_index: int,
+    schedule: tuple[int, ...],
+    listener_buffer_ms: float | None = None,
+    ms_per_frame: float | None = None,
+) -> bool:
+    """Whether the frames made since the last chunk go out now: the schedule's size is reached, or the
+    listener would run dry before it is — `listener_buffer_ms` (audio sent and not yet played; None before
+    the first chunk) is less than the rest of the chunk takes to make at `ms_per_frame`, plus a margin."""
+    if pending_frames <= 0:
+        return False
+    target_frames = chunk_frames_at(schedule, chunk_index)
+    if pending_frames >= target_frames:
+        return True
+    if listener_buffer_ms is None or ms_per_frame is None:
+        return False
+    return listener_buffer_ms < (target_frames - pending_frames) * ms_per_frame + LOW_BUFFER_MARGIN_MS
+
+
 @dataclass(frozen=True)
 class SynthesisRequest:
     """One utterance. `context` segments (earlier turns) follow the voice's reference segments in the prompt."""
@@ -50,3 +76,6 @@ class SynthesisRequest:
     # a later unit of a request whose audio is already being heard (engine/unit_chain.py): it takes the next
     # free slot before any new request and is never refused as `busy`, so a long text does not stall midway
     continues: bool = False
+    # chunks go out before the schedule says when the listener would otherwise run dry (False: the schedule
+    # exactly, for tests of it)
+    adaptive_chunks: bool = True
