@@ -72,10 +72,10 @@ from server_process import start_server  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 from websockets.exceptions import WebSocketException  # noqa: E402
 
+from csmstream.audio.constants import SAMPLE_RATE  # noqa: E402
 from model_sizes import describe_device, write_bench_checkpoint_elsewhere  # noqa: E402
 from serving_configs import SHIPPED, drop_csmstream_env, serve_args  # noqa: E402
 
-SAMPLE_RATE = 24000
 MIN_AUDIO_S, MAX_AUDIO_S = 3.0, 12.0
 MEAN_AUDIO_S = (MIN_AUDIO_S + MAX_AUDIO_S) / 2
 WORDS_PER_S = 2.5  # the text is about as long as the audio asked for

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import soxr
 
+from csmstream.audio.constants import SAMPLE_RATE
 from csmstream.config import Settings
 from csmstream.engine.factory import build_engine
 from csmstream.pipeline import events as ev
@@ -41,7 +42,6 @@ from csmstream.pipeline.stt import load_stt
 from csmstream.pipeline.vad_model import SileroVadModel
 from csmstream.voices.library import VoiceLibrary
 
-SAMPLE_RATE = 24_000
 CHUNK_S = 0.02
 QUESTIONS = [
     "Hi there, how are you doing today?",

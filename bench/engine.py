@@ -35,7 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from csmstream.engine.events import Finished, Queued, Started  # noqa: E402
-from csmstream.engine.request import SynthesisRequest  # noqa: E402
+from csmstream.engine.request import SAMPLE_RATE, SynthesisRequest  # noqa: E402
 from csmstream.model.sampling import SamplingParams  # noqa: E402
 from model_sizes import describe_device, write_bench_checkpoint_elsewhere  # noqa: E402
 from serving_configs import CONFIGS, build_engine, drop_csmstream_env, wait_engine_ready  # noqa: E402
@@ -174,9 +174,11 @@ async def memory_and_prefix_cache(engine) -> None:
     )
 
     # voice prefix cache: prefill time of a voice prompt, cold vs cached
-    t = np.arange(24000 * 8) / 24000
+    t = np.arange(SAMPLE_RATE * 8) / SAMPLE_RATE
     audio = (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 2 * t))).astype(np.float32)
-    engine.voices.create("bench", "Bench", 0, [(audio, 24000, "This is a reference clip of eight seconds.")])
+    engine.voices.create(
+        "bench", "Bench", 0, [(audio, SAMPLE_RATE, "This is a reference clip of eight seconds.")]
+    )
     prefill_s = []
     real_prefill = runner.prefill
 

@@ -53,7 +53,17 @@ class Settings(BaseSettings):
     voices_dir: Path = Field(Path("~/.local/share/csmstream/voices"), description="user voice library")
     api_keys: str = Field("", description="comma-separated API keys; empty: no authentication")
     api_keys_file: Path | None = Field(None, description="a file with one API key per line")
-    allowed_origins: str = Field("*", description="comma-separated browser origins allowed (CORS)")
+    allowed_origins: str = Field(
+        "",
+        description=(
+            "comma-separated browser origins allowed (CORS and WebSockets) besides loopback pages, this "
+            "server's own pages and `public_url`; `*`: any page may use the server"
+        ),
+    )
+    public_url: str = Field(
+        "",
+        description="the URL browsers reach this server at (e.g. https://speech.example.com), behind a proxy",
+    )
 
     # the conversation
     llm_base_url: str = Field(
@@ -62,6 +72,10 @@ class Settings(BaseSettings):
     llm_model: str = ""
     llm_api_key: str = ""
     llm_gguf: str = Field("", description="embedded llama.cpp model: a GGUF file or hub id")
+    default_llm: bool = Field(
+        True,
+        description="with no LLM configured, converse with the bundled small model (the llm-model extra)",
+    )
     persona: str = Field("", description="system prompt; empty: the default persona (Maya)")
     stt_model: str = Field("", description="faster-whisper model dir or hub id; empty: the bundled tiny.en")
 

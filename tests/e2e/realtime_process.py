@@ -1,5 +1,5 @@
 """Real processes for the realtime tests: the speech server (`csmstream serve`) and
-an OpenAI-compatible LLM server (`python -m llama_cpp.server` with the Gemma 3 270M GGUF)."""
+an OpenAI-compatible LLM server (`python -m llama_cpp.server` with the bundled SmolLM2-135M-Instruct GGUF)."""
 
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ def start_speech_server(args: list[str], voices_dir: Path, env: dict[str, str]) 
 
 def start_llm_server(gguf_path: str, port: int, log_path: Path) -> Process:
     """llama.cpp's OpenAI-compatible server on loopback; returns once `/v1/models` answers."""
-    # The GGUF carries no chat template: name gemma's. Two threads: the test machine has two cores. By default
-    # a new request interrupts the one streaming; conversations running at once must queue instead.
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", gguf_path, "--chat_format", "gemma"]
+    # The GGUF carries its chat template. Two threads: the test machine has two cores. By default a new
+    # request interrupts the one streaming; conversations running at once must queue instead.
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", gguf_path]
     command += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024", "--n_threads", "2"]
     command += ["--interrupt_requests", "False"]
     # Its log goes to a file: it writes more than a pipe holds, and an unread pipe would stall it.

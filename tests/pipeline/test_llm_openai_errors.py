@@ -96,6 +96,8 @@ class ScriptedLLMServer(BaseHTTPRequestHandler):
             except (BrokenPipeError, ConnectionResetError):
                 pass
             type(self).stream_ended.set()
+        elif mode == "notsse":  # a server that ignores `stream: true` and answers with one JSON body
+            self._json(200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}}]})
         else:
             self._json(500, {"error": "unknown mode"})
 
@@ -152,6 +154,13 @@ def test_a_stalled_stream_times_out(server_url):
 def test_an_error_event_in_the_stream_is_raised(server_url):
     with pytest.raises(LLMError, match="out of memory"):
         asyncio.run(collect(OpenAICompatibleLLM(f"{server_url[0]}/midstream/v1", "m")))
+
+
+def test_an_answer_that_is_not_an_event_stream_is_an_error(server_url):
+    url, _ = server_url
+    llm = OpenAICompatibleLLM(f"{url}/notsse/v1", "m")
+    with pytest.raises(LLMError, match="did not stream server-sent events"):
+        asyncio.run(collect(llm))
 
 
 def test_an_unreachable_server_says_so():

@@ -19,6 +19,7 @@ from csmstream.server.auth import (
     CLOSE_FORBIDDEN_ORIGIN,
     CLOSE_UNAUTHORIZED,
     DEFAULT_PUBLIC_PATHS,
+    SUBPROTOCOL,
     ApiKeyMiddleware,
     install_access_control,
     is_loopback,
@@ -32,7 +33,13 @@ KEYS = ("first-key-0123", "second-key-abcdefgh")
 
 def settings(**overrides) -> Settings:
     # explicit values: a CSMSTREAM_* variable in the environment must not change what a test means
-    values = {"api_keys": "", "api_keys_file": None, "allowed_origins": "*", "host": "127.0.0.1"}
+    values = {
+        "api_keys": "",
+        "api_keys_file": None,
+        "allowed_origins": "",
+        "public_url": "",
+        "host": "127.0.0.1",
+    }
     return Settings(**{**values, **overrides})
 
 
@@ -51,6 +58,10 @@ def build_app(**setting_overrides) -> FastAPI:
     @app.post("/v1/audio/speech")
     async def speech() -> dict:
         return {"ok": True}
+
+    @app.delete("/v1/voices/{voice_id}")
+    async def delete_voice(voice_id: str) -> dict:
+        return {"deleted": voice_id}
 
     @app.websocket("/v1/tts/stream")
     async def stream(websocket: WebSocket) -> None:
@@ -155,15 +166,6 @@ def test_public_prefixes_match_whole_segments_only(client):
 # ---- WebSocket
 
 
-def close_code_of(client, url: str, **kwargs) -> int | None:
-    """The close code a WebSocket gets before it could exchange anything; None when it stays open."""
-    with client.websocket_connect(url, **kwargs) as ws:
-        message = ws.receive()
-        if message["type"] == "websocket.close":
-            return message["code"]
-        return None
-
-
 @pytest.mark.parametrize(
     "query", ["", "?api_key=wrong", f"?api_key={KEYS[0]}x"], ids=["missing", "wrong", "longer"]
 )
@@ -179,13 +181,38 @@ def test_websocket_without_the_right_key_is_closed_with_4401(client, query):
     [
         {"url": f"/v1/tts/stream?api_key={KEYS[1]}"},
         {"url": "/v1/tts/stream", "headers": {"x-api-key": KEYS[0]}},
+        {"url": "/v1/tts/stream", "subprotocols": [SUBPROTOCOL, f"csmstream.bearer.{KEYS[1]}"]},
     ],
-    ids=["query", "header"],
+    ids=["query", "header", "subprotocol"],
 )
 def test_websocket_with_a_right_key_works(client, connect):
-    with client.websocket_connect(connect["url"], headers=connect.get("headers", {})) as ws:
+    kwargs = {"headers": connect.get("headers", {}), "subprotocols": connect.get("subprotocols")}
+    with client.websocket_connect(connect["url"], **kwargs) as ws:
         ws.send_text("hi")
         assert ws.receive_text() == "echo:hi"
+        if "subprotocols" in connect:  # the server selects the plain one: the key is not echoed back
+            assert ws.accepted_subprotocol == SUBPROTOCOL
+
+
+@pytest.mark.parametrize(
+    "protocols",
+    [[SUBPROTOCOL, "csmstream.bearer.wrong"], [SUBPROTOCOL, "csmstream.bearer."], [SUBPROTOCOL]],
+    ids=["wrong", "empty", "none"],
+)
+def test_websocket_with_a_wrong_subprotocol_key_is_closed_with_4401(client, protocols):
+    with client.websocket_connect("/v1/tts/stream", subprotocols=protocols) as ws:
+        message = ws.receive()
+        assert message["type"] == "websocket.close" and message["code"] == CLOSE_UNAUTHORIZED
+        # selected even on refusal: a browser fails a handshake that selects none of its offers (1006)
+        assert ws.accepted_subprotocol == SUBPROTOCOL
+
+
+def test_a_bearer_subprotocol_offered_alone_is_echoed(client):
+    protocol = f"csmstream.bearer.{KEYS[0]}"
+    with client.websocket_connect("/v1/tts/stream", subprotocols=[protocol]) as ws:
+        ws.send_text("hi")
+        assert ws.receive_text() == "echo:hi"
+        assert ws.accepted_subprotocol == protocol
 
 
 # ---- off by default
@@ -221,26 +248,120 @@ def test_cors_answers_allowed_origins_only():
         assert response.headers["access-control-allow-origin"] == allowed
 
 
-def test_websocket_from_a_foreign_origin_is_closed_with_4403():
-    with TestClient(build_app(allowed_origins="https://app.example")) as client:
-        url = "/v1/tts/stream"
-        assert (
-            close_code_of(client, url, headers={"Origin": "https://evil.example"}) == CLOSE_FORBIDDEN_ORIGIN
-        )
-        for origin in ("https://app.example", "http://testserver"):  # allowed, and this server's own pages
-            with client.websocket_connect(url, headers={"Origin": origin}) as ws:
-                ws.send_text(origin)
-                assert ws.receive_text() == f"echo:{origin}"
-        with client.websocket_connect(url) as ws:  # a client that is no browser sends no Origin
-            ws.send_text("cli")
-            assert ws.receive_text() == "echo:cli"
+LOOPBACK_PAGES = ("http://127.0.0.1:5173", "http://localhost:8000", "http://[::1]:3000", "https://localhost")
+FOREIGN_PAGES = ("https://evil.example", "http://192.168.1.66:8000", "null", "http://localhost.evil.example")
 
 
-def test_any_origin_is_allowed_by_default():
-    with TestClient(build_app()) as client:
-        with client.websocket_connect("/v1/tts/stream", headers={"Origin": "https://anywhere.example"}) as ws:
-            ws.send_text("x")
-            assert ws.receive_text() == "echo:x"
+def ws_close_code(client, origin: str | None = None, host: str | None = None) -> int | None:
+    headers = {}
+    if origin is not None:
+        headers["Origin"] = origin
+    if host is not None:
+        headers["Host"] = host
+    # an absolute URL: the test client's WebSockets ignore its base_url (and would say Host: testserver)
+    url = "ws" + str(client.base_url).removeprefix("http").rstrip("/") + "/v1/tts/stream"
+    return close_code_of_echo(client, url, headers=headers)
+
+
+def close_code_of_echo(client, url: str, **kwargs) -> int | None:
+    """The close code of a refused WebSocket; None when the echo route answered."""
+    with client.websocket_connect(url, **kwargs) as ws:
+        ws.send_text("ping")
+        message = ws.receive()
+        if message["type"] == "websocket.close":
+            return message["code"]
+        assert message["text"] == "echo:ping"
+        return None
+
+
+def preflight(client, origin: str, method: str = "DELETE", path: str = "/v1/voices/x"):
+    headers = {"Origin": origin, "Access-Control-Request-Method": method}
+    return client.options(path, headers={**headers, "Access-Control-Request-Headers": "authorization"})
+
+
+def test_by_default_only_loopback_pages_and_non_browsers_may_use_the_websocket():
+    with TestClient(build_app(), base_url="http://127.0.0.1:8000") as client:
+        assert ws_close_code(client) is None  # no Origin: curl, the Python clients
+        for origin in LOOPBACK_PAGES:
+            assert ws_close_code(client, origin) is None, origin
+        for origin in FOREIGN_PAGES:
+            assert ws_close_code(client, origin) == CLOSE_FORBIDDEN_ORIGIN, origin
+
+
+def test_by_default_cors_answers_loopback_pages_only():
+    with TestClient(build_app(), base_url="http://127.0.0.1:8000") as client:
+        for origin in FOREIGN_PAGES:
+            response = preflight(client, origin)
+            assert "access-control-allow-origin" not in response.headers, origin
+            # CORS hides the answer, this refuses the request itself (a form POST needs no preflight)
+            refused = client.post("/v1/audio/speech", headers={"Origin": origin})
+            assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden_origin"
+            assert client.delete("/v1/voices/x", headers={"Origin": origin}).status_code == 403
+        for origin in LOOPBACK_PAGES:
+            response = preflight(client, origin)
+            assert response.status_code == 200, origin
+            assert response.headers["access-control-allow-origin"] == origin
+            assert client.delete("/v1/voices/x", headers={"Origin": origin}).json() == {"deleted": "x"}
+        # the public pages stay readable by anyone's fetch() only where CORS says so, but are served
+        assert client.get("/", headers={"Origin": "https://evil.example"}).status_code == 200
+
+
+def test_the_servers_own_pages_pass_when_their_host_cannot_be_a_rebinding_name():
+    # same origin: the Origin names the Host the browser connected to, and that Host is an address
+    for base in ("http://10.1.2.3:8000", "http://[fd00::5]:8000", "http://localhost:8000"):
+        with TestClient(build_app(host="0.0.0.0"), base_url=base) as client:
+            assert ws_close_code(client, base) is None, base
+            assert client.post("/v1/audio/speech", headers={"Origin": base}).status_code == 200
+    # the bound host name is this server's own name too
+    with TestClient(build_app(host="speech.lan"), base_url="http://speech.lan:8000") as client:
+        assert ws_close_code(client, "http://speech.lan:8000") is None
+
+
+def test_dns_rebinding_is_refused_even_with_allowed_origins():
+    """A page on http://rebind.attacker:8000 whose name now resolves to this server: Origin and Host agree."""
+    rebind = "rebind.attacker:8000"
+    for allowed in ("", "https://app.example"):
+        with TestClient(build_app(allowed_origins=allowed, host="0.0.0.0")) as client:
+            assert ws_close_code(client, f"http://{rebind}", host=rebind) == CLOSE_FORBIDDEN_ORIGIN
+            # the page's same-origin GET carries no Origin, but a browser's Sec-Fetch-Site gives it away
+            browser_get = {"Host": rebind, "Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors"}
+            refused = client.get("/v1/voices", headers=browser_get)
+            assert refused.status_code == 403 and "CSMSTREAM_PUBLIC_URL" in refused.json()["error"]["message"]
+            # over plain http a browser sends no Sec-Fetch-* to such a name: its user agent still gives it away
+            firefox = {
+                "Host": rebind,
+                "User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Firefox/140.0",
+            }
+            assert client.get("/v1/voices", headers=firefox).status_code == 403
+            post = client.post("/v1/audio/speech", headers={"Host": rebind, "Origin": f"http://{rebind}"})
+            assert post.status_code == 403
+            # clients that are no browsers send neither header, whatever Host they name: they keep working
+            assert client.get("/v1/voices", headers={"Host": rebind}).status_code == 200
+            assert ws_close_code(client, host=rebind) is None
+
+
+def test_cors_and_websockets_answer_allowed_origins_and_the_public_url():
+    app = build_app(
+        allowed_origins="https://App.example:443, https://other.example/",
+        public_url="https://speech.example.com/x",
+    )
+    with TestClient(app, base_url="https://speech.example.com") as client:
+        for origin in ("https://app.example", "https://other.example", "https://speech.example.com"):
+            assert ws_close_code(client, origin) is None, origin
+            assert preflight(client, origin).headers["access-control-allow-origin"] == origin
+        assert ws_close_code(client, "https://evil.example") == CLOSE_FORBIDDEN_ORIGIN
+        assert "access-control-allow-origin" not in preflight(client, "https://evil.example").headers
+        # behind a proxy that forwards Host: the public URL's host is trusted, its pages are same-origin
+        get = {"Sec-Fetch-Site": "same-origin"}
+        assert client.get("/v1/voices", headers={"Host": "speech.example.com", **get}).status_code == 200
+
+
+def test_a_star_opens_the_server_to_every_page():
+    with TestClient(build_app(allowed_origins="*")) as client:
+        rebind = "rebind.attacker:8000"
+        assert ws_close_code(client, "https://anywhere.example") is None
+        assert ws_close_code(client, f"http://{rebind}", host=rebind) is None
+        assert preflight(client, "https://anywhere.example").headers["access-control-allow-origin"] == "*"
 
 
 # ---- the exposure warning

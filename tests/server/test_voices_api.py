@@ -26,7 +26,7 @@ def upload(server, files=None, data=None, **kwargs) -> httpx.Response:
 def test_create_list_use_and_delete_a_voice(server):
     response = upload(
         server,
-        files={"audio": ("me.wav", wav_bytes(2.0), "audio/wav")},
+        files={"audio": ("me.wav", wav_bytes(6.0), "audio/wav")},
         data={
             "transcript": "This is how I sound.",
             "voice_id": "test-voice",
@@ -42,7 +42,7 @@ def test_create_list_use_and_delete_a_voice(server):
         3,
         False,
     )
-    assert info["reference_seconds"] == pytest.approx(2.0, abs=0.01), "converted to 24 kHz, same duration"
+    assert info["reference_seconds"] == pytest.approx(6.0, abs=0.01), "converted to 24 kHz, same duration"
 
     listed = httpx.get(server.url + "/v1/voices", timeout=30).json()["voices"]
     assert "test-voice" in [v["id"] for v in listed]
@@ -70,7 +70,7 @@ def test_create_list_use_and_delete_a_voice(server):
 def test_a_voice_without_an_id_gets_one_from_its_name(server):
     response = upload(
         server,
-        files={"audio": ("a.wav", wav_bytes(1.0), "audio/wav")},
+        files={"audio": ("a.wav", wav_bytes(5.5), "audio/wav")},
         data={"transcript": "Hello.", "name": "Ana María"},
     )
     assert response.status_code == 201, response.text
@@ -85,7 +85,13 @@ def test_a_voice_without_an_id_gets_one_from_its_name(server):
             {"audio": ("x.wav", b"this is not audio at all", "audio/wav")},
             {"transcript": "Hi.", "name": "N"},
             400,
-            "decode",
+            "“x.wav” is not a sound file the server can read",
+        ),
+        (
+            {"audio": ("x.wav", wav_bytes(2.46), "audio/wav")},
+            {"transcript": "Hi.", "name": "N"},
+            400,
+            "only 2.5 s long; a voice needs at least 5 s",
         ),
         (
             {"audio": ("x.wav", wav_bytes(40.0, 8000, 1), "audio/wav")},
@@ -93,29 +99,29 @@ def test_a_voice_without_an_id_gets_one_from_its_name(server):
             400,
             "at most",
         ),
-        ({"audio": ("x.wav", wav_bytes(1.0), "audio/wav")}, {"transcript": "Hi."}, 400, "name"),
-        ({"audio": ("x.wav", wav_bytes(1.0), "audio/wav")}, {"name": "N"}, 400, "transcript"),
+        ({"audio": ("x.wav", wav_bytes(5.5), "audio/wav")}, {"transcript": "Hi."}, 400, "name"),
+        ({"audio": ("x.wav", wav_bytes(5.5), "audio/wav")}, {"name": "N"}, 400, "transcript"),
         (
-            {"audio": ("x.wav", wav_bytes(1.0), "audio/wav")},
+            {"audio": ("x.wav", wav_bytes(5.5), "audio/wav")},
             {"transcript": "  ", "name": "N"},
             400,
             "transcript",
         ),
         (None, {"transcript": "Hi.", "name": "N"}, 400, "audio"),
         (
-            {"audio": ("x.wav", wav_bytes(1.0), "audio/wav")},
+            {"audio": ("x.wav", wav_bytes(5.5), "audio/wav")},
             {"transcript": "Hi.", "voice_id": "../etc"},
             400,
             "id",
         ),
         (
-            {"audio": ("x.wav", wav_bytes(1.0), "audio/wav")},
+            {"audio": ("x.wav", wav_bytes(5.5), "audio/wav")},
             {"transcript": "Hi.", "name": "N", "speaker": "two"},
             400,
             "speaker",
         ),
         (
-            {"audio": ("x.wav", wav_bytes(1.0), "audio/wav")},
+            {"audio": ("x.wav", wav_bytes(5.5), "audio/wav")},
             {"transcript": "Hi.", "voice_id": "default"},
             400,
             "exists",

@@ -58,7 +58,9 @@ def test_duplicate_request_id_is_refused_without_touching_the_first(server):
         send(ws, type="start", request_id="dup", max_seconds=0.3)
         send(ws, type="start", request_id="dup", max_seconds=0.3)
         error = next_message(ws)
-        assert error["type"] == "error" and error["code"] == "bad_request" and error["request_id"] == "dup"
+        assert error["type"] == "error" and error["code"] == "bad_request", error
+        # the refusal is not the live request's end: it names the refused id apart (README)
+        assert error["request_id"] is None and error["refused_request_id"] == "dup", error
         send(ws, type="end", request_id="dup", text="The first request still finishes normally.")
         log = gather_one(ws, "dup")
     assert log.final["type"] == "completion" and log.final["finish_reason"] != "cancelled", log.messages

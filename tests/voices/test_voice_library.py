@@ -8,10 +8,10 @@ import pytest
 import soundfile as sf
 from voice_helpers import make_builtin_dir, segment, tone
 
+from csmstream.audio.constants import SAMPLE_RATE
 from csmstream.errors import BadRequest, CsmstreamError, UnknownVoice
 from csmstream.voices import storage
 from csmstream.voices.library import VoiceLibrary
-from csmstream.voices.voice import VOICE_SAMPLE_RATE
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def test_create_list_get_delete_round_trip(library: VoiceLibrary, tmp_path: Path
 
     assert voice.voice_id == "ana" and voice.name == "Ana" and voice.speaker == 3 and not voice.builtin
     assert [s.text for s in voice.segments] == ["Hello, world.", "Second."]
-    assert voice.segments[0].audio.shape == (int(1.5 * VOICE_SAMPLE_RATE),), "converted to 24 kHz mono"
+    assert voice.segments[0].audio.shape == (int(1.5 * SAMPLE_RATE),), "converted to 24 kHz mono"
     assert voice.segments[0].audio.dtype == np.float32
     assert not voice.segments[0].audio.flags.writeable, "shared audio must be read-only"
     assert voice.reference_seconds == pytest.approx(3.5, abs=1e-3)
@@ -46,7 +46,7 @@ def test_create_list_get_delete_round_trip(library: VoiceLibrary, tmp_path: Path
 
     on_disk = sorted(p.name for p in (tmp_path / "user" / "ana").iterdir())
     assert on_disk == ["segment_0.wav", "segment_1.wav", "voice.json"]
-    assert sf.info(tmp_path / "user" / "ana" / "segment_0.wav").samplerate == VOICE_SAMPLE_RATE
+    assert sf.info(tmp_path / "user" / "ana" / "segment_0.wav").samplerate == SAMPLE_RATE
 
     library.delete("ana")
     with pytest.raises(UnknownVoice):

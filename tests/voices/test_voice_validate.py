@@ -122,3 +122,31 @@ def test_names_are_checked(library: VoiceLibrary) -> None:
 )
 def test_slug_from_name(name: str, slug: str) -> None:
     assert slug_from_name(name) == slug
+
+
+def test_an_upload_that_is_not_audio_gets_a_plain_message():
+    from csmstream.voices.validate import decode_reference_upload
+
+    with pytest.raises(BadRequest) as info:
+        decode_reference_upload(b"these are my notes\n" * 100, "notes.txt")
+    message = str(info.value)
+    assert "“notes.txt” is not a sound file the server can read" in message
+    assert "BytesIO" not in message and "soundfile" not in message
+
+
+def test_an_upload_under_five_seconds_is_refused():
+    import io
+
+    import soundfile as sf
+
+    from csmstream.voices.validate import decode_reference_upload
+
+    def wav(seconds: float) -> bytes:
+        buffer = io.BytesIO()
+        sf.write(buffer, tone(seconds), 24_000, format="WAV")
+        return buffer.getvalue()
+
+    with pytest.raises(BadRequest, match=r"only 2\.5 s long; a voice needs at least 5 s"):
+        decode_reference_upload(wav(2.46))
+    samples, rate = decode_reference_upload(wav(5.0))
+    assert rate == 24_000 and samples.shape[0] == 120_000

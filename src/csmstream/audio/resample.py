@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import soxr
 
+from csmstream.audio.constants import SAMPLE_RATE
 from csmstream.errors import BadRequest
-
-MIMI_SAMPLE_RATE = 24_000
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:
@@ -45,4 +44,4 @@ def to_mono_24k(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     mono = to_mono(samples)
     if not np.all(np.isfinite(mono)):
         raise BadRequest("audio contains NaN or infinite samples")
-    return resample(mono, sample_rate, MIMI_SAMPLE_RATE)
+    return resample(mono, sample_rate, SAMPLE_RATE)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Literal, Protocol, TextIO
 
+from csmstream.audio.constants import SAMPLE_RATE
 from csmstream.clients.realtime import decode_audio
 
 State = Literal["listening", "thinking", "speaking"]
-SAMPLE_RATE = 24_000
 
 
 class Player(Protocol):

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from csmstream.audio.constants import SAMPLE_RATE
 from csmstream.clients.errors import NoAudioDevice
 from csmstream.clients.sound_device import DeviceChoice, choose_device, load_sounddevice
 
-SAMPLE_RATE = 24_000
 BLOCK_MS = 40
 MAX_QUEUED_BLOCKS = 50  # 2 s of audio at 40 ms
 

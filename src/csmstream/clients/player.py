@@ -12,11 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from csmstream.audio.constants import SAMPLE_RATE
 from csmstream.clients.errors import NoAudioDevice
 from csmstream.clients.pcm_buffer import PcmBuffer
 from csmstream.clients.sound_device import DeviceChoice, choose_device, load_sounddevice
-
-SAMPLE_RATE = 24_000
 
 
 class StreamPlayer:

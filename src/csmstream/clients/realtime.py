@@ -1,4 +1,4 @@
-"""A client of `/v1/realtime`: the OpenAI Realtime API events (DESIGN.md §3), one conversation per
+"""A client of `/v1/realtime`: the OpenAI Realtime API events (docs/ARCHITECTURE.md §3, §6), one conversation per
 connection. Audio both ways is base64 PCM16, 24 kHz mono.
 
 The server may use the beta event names (`response.audio.delta`) or the GA ones
@@ -20,7 +20,6 @@ from csmstream.clients.connection import closed_error, open_websocket
 from csmstream.errors import CsmstreamError
 
 REALTIME_PATH = "/v1/realtime"
-SAMPLE_RATE = 24_000
 
 _GA_NAMES = {
     "response.output_audio.delta": "response.audio.delta",

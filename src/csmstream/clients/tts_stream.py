@@ -1,4 +1,4 @@
-"""A client of `/v1/tts/stream` (DESIGN.md §3.1): send one `synthesize`, get its audio as it is generated.
+"""A client of `/v1/tts/stream` (docs/ARCHITECTURE.md §7): send one `synthesize`, get its audio as it is generated.
 
 Audio is asked for as binary `pcm_s16le`: each `audio_chunk` message is followed by one binary frame
 holding exactly that chunk's bytes.
@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from csmstream.audio.constants import SAMPLE_RATE
 from csmstream.clients.connection import closed_error, open_websocket
 from csmstream.clients.errors import ServerError
 from csmstream.errors import CsmstreamError
@@ -120,7 +121,7 @@ class TtsStreamClient:
                 f"protocol error: an audio_chunk announced {expected} bytes, got {len(data)}"
             )
         pcm = np.frombuffer(data, dtype="<i2").astype(np.int16)  # (S,) mono
-        return TtsChunk(int(message.get("seq", 0)), int(message.get("sample_rate", 24_000)), pcm)
+        return TtsChunk(int(message.get("seq", 0)), int(message.get("sample_rate", SAMPLE_RATE)), pcm)
 
     async def _send(self, message: dict[str, Any]) -> None:
         from websockets.exceptions import ConnectionClosed

@@ -1,8 +1,9 @@
 """`csmstream say`: speak a text into a wav file, locally (the model in this process) or through a server.
 
-Locally, without `--stream` it generates every frame, then decodes them at once (the blocking path users
-know from the reference code). With `--stream` each chunk is decoded as soon as its frames exist, by the
-exact streaming Mimi decoder, and appended to the wav, which is valid after every chunk.
+Locally it runs the server's `CsmEngine` with one slot: frames are decoded by the exact streaming Mimi
+decoder as they are generated, and a long text is spoken whole, unit after unit. Without `--stream` the wav
+is written once at the end; with `--stream` each chunk is appended as it arrives (its time and size
+printed), and the wav is valid after every chunk.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import argparse
 import sys
 import time
 
-from csmstream.errors import BadRequest, CsmstreamError
+from csmstream.errors import BadRequest, CheckpointError, CsmstreamError
 
 
 def add_parser(subparsers) -> None:
@@ -21,7 +22,12 @@ def add_parser(subparsers) -> None:
         "-o", "--output", default=None, help="wav file to write (default: out.wav; with --server: play)"
     )
     p.add_argument("--model", default=None, help="checkpoint directory or hub id (default: sesame/csm-1b)")
-    p.add_argument("--engine", choices=["auto", "csm", "piper"], default=None, help="which speech engine")
+    p.add_argument(
+        "--engine",
+        choices=["auto", "csm", "piper"],
+        default=None,
+        help="which speech engine (default auto, as serve: CSM when its weights load, else the piper CPU voice)",
+    )
     p.add_argument(
         "--server", default=None, help="stream from a running csmstream server, e.g. http://127.0.0.1:8000"
     )
@@ -46,7 +52,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--greedy", action="store_true", help="always take the most likely code (deterministic)")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--max-frames", type=int, default=None, help="stop after N frames of 80 ms")
-    length.add_argument("--max-seconds", type=float, default=None, help="stop after S seconds (default 10)")
+    length.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        help="stop after S seconds (default: a bound from the text's length)",
+    )
     p.add_argument(
         "--dump-codes", default=None, metavar="codes.npy", help="write the codes, shape (frames, 32)"
     )
@@ -77,7 +88,12 @@ def run(args: argparse.Namespace) -> int:
         from csmstream.commands.say_remote import run_remote
 
         return run_remote(args)
+    if args.engine is None:  # the same default as `serve` (Settings: CSMSTREAM_ENGINE, else auto)
+        from csmstream.config import Settings
+
+        args.engine = Settings().engine
     if args.engine == "piper":
+        print("csmstream: speaking with piper (the CPU voice), as --engine piper asks", file=sys.stderr)
         from csmstream.commands.say_piper import run_piper
 
         return run_piper(args)
@@ -86,106 +102,141 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_local(args: argparse.Namespace) -> int:
-    import numpy as np
-    import torch
+    """CSM in this process, through the same `CsmEngine` the server runs (one slot): the engine owns the
+    generation loop, the streaming Mimi decoder and the chunk schedule; this function only writes the wav."""
+    import asyncio
 
-    from csmstream.audio.io import load_mono_24k, write_wav
-    from csmstream.audio.wav_writer import WavWriter
-    from csmstream.config import DEFAULT_MODEL
+    from csmstream.config import DEFAULT_MODEL, Settings
+    from csmstream.engine.csm_engine import CsmEngine
     from csmstream.model.checkpoint import load_checkpoint
-    from csmstream.model.generate import generate_frames
     from csmstream.model.sampling import SamplingParams
-    from csmstream.model.tokenizer import Segment, build_prompt
+    from csmstream.voices.library import VoiceLibrary
 
-    output = args.output or "out.wav"
     try:
         sampling = SamplingParams(
             temperature=args.temperature, topk=args.topk, seed=args.seed, greedy=args.greedy
         ).with_seed()
     except ValueError as exc:
         raise BadRequest(str(exc)) from exc
-    # 1. the model, and the context segments (reference voices / earlier turns)
+    # 1. the engine; it loads the checkpoint on its own thread (see CsmEngine), errors re-raised here
     t_load = time.perf_counter()
     try:
-        ckpt = load_checkpoint(args.model or DEFAULT_MODEL, device=args.device, dtype=args.dtype)
-    except CsmstreamError as exc:
+        engine = CsmEngine(
+            lambda: load_checkpoint(args.model or DEFAULT_MODEL, device=args.device, dtype=args.dtype),
+            VoiceLibrary(Settings().resolved_voices_dir()),
+            max_slots=1,
+            max_queue=0,
+            realtime_admission=False,  # one stream, as fast as it goes
+        )
+    except CheckpointError as exc:
         if args.engine == "auto":
+            from csmstream.commands.say_piper import run_piper
+            from csmstream.engine.factory import piper_fallback_reason
+
             print(
-                f"csmstream: CSM weights not available ({str(exc).splitlines()[0]}); using piper",
+                f"csmstream: speaking with piper (the CPU voice), because {piper_fallback_reason(exc)}",
                 file=sys.stderr,
             )
-            from csmstream.commands.say_piper import run_piper
-
             return run_piper(args)
         raise
+    ckpt = engine.checkpoint
+    why = "as --engine csm asks" if args.engine == "csm" else "its weights are available"
+    print(f"csmstream: speaking with csm ({ckpt.path}), {why}", file=sys.stderr)
     print(f"loaded {ckpt.path} in {time.perf_counter() - t_load:.1f} s", file=sys.stderr)
+    return asyncio.run(_speak_with_engine(engine, args, sampling))
+
+
+def _local_request(args: argparse.Namespace, sampling):
+    """The `SynthesisRequest` the flags describe (its text is split into units by the caller)."""
+    from csmstream.audio.io import load_mono_24k
+    from csmstream.engine.request import SynthesisRequest
+    from csmstream.model.tokenizer import Segment
+
+    # --speaker defaults to 0; with --voice and no explicit speaker, the voice's own speaker speaks
+    speaker = None if args.voice is not None and args.speaker == 0 else args.speaker
     context_speaker = args.speaker if args.context_speaker is None else args.context_speaker
-    context = [Segment(context_speaker, text, load_mono_24k(path)) for path, text in args.context]
-    codec = ckpt.codec
-    num_codebooks = ckpt.config.num_codebooks
-    codec_dtype = next(codec.parameters()).dtype
+    context = tuple(Segment(context_speaker, text, load_mono_24k(path)) for path, text in args.context)
+    return SynthesisRequest(
+        text=args.text,
+        voice_id=args.voice,
+        speaker=speaker,
+        context=context,
+        sampling=sampling,
+        max_seconds=max_seconds_from_args(args),  # None: each unit's runaway bound from its text
+        adaptive_chunks=False,  # a file never runs dry: chunks follow the schedule (2, 4, 8, 12 frames)
+    )
 
-    def encode(audio: np.ndarray) -> torch.Tensor:  # (S,) → (T, K)
-        wav = torch.from_numpy(audio).to(next(codec.parameters()).device, codec_dtype)
-        with torch.inference_mode():
-            return codec.encode(wav[None, None], num_codebooks=num_codebooks)[0].T.cpu()
 
-    max_rows = ckpt.config.backbone.max_positions
-    prompt = build_prompt(ckpt.tokenizer, context, args.speaker, args.text, encode, max_rows=max_rows)
-    max_frames = args.max_frames or int(round((args.max_seconds or 10.0) * 12.5))
-    max_frames = max(1, min(max_frames, max_rows - prompt.tokens.shape[0]))
-    # 2. generate (and, with --stream, decode as we go)
-    t0 = time.perf_counter()
-    frames: list[np.ndarray] = []
-    frame_samples = codec.frame_samples
-    device = next(codec.parameters()).device
-    with torch.inference_mode():
-        if args.stream:
-            schedule = (2, 4, 8, 12)
-            state = codec.new_decoder_state(1, device=device)
-            writer = WavWriter(output, sample_rate=codec.sample_rate, sample_format="float32")
-            pending: list[torch.Tensor] = []
-            seq = 0
+async def _speak_with_engine(engine, args: argparse.Namespace, sampling) -> int:
+    """One request spoken whole (a long text unit after unit, as the server does); each chunk is appended
+    to the wav as it arrives with `--stream`, else the wav is written once at the end."""
+    import numpy as np
 
-            def flush_chunk() -> None:
-                nonlocal seq, pending
-                codes = torch.stack(pending, dim=1)[None].to(device)  # (1, K, T)
-                pcm = codec.decode_step(codes, state)[0, 0].float().cpu().numpy()
-                writer.append(pcm)
-                elapsed_ms = (time.perf_counter() - t0) * 1000
-                print(
-                    f"chunk {seq}: {len(pending)} frames, {pcm.size} samples at {elapsed_ms:.0f} ms",
-                    file=sys.stderr,
-                )
-                seq += 1
-                pending = []
+    from csmstream.audio.io import write_wav
+    from csmstream.audio.wav_writer import WavWriter
+    from csmstream.engine.events import AudioChunk, Finished
+    from csmstream.engine.request import FRAME_SAMPLES
+    from csmstream.engine.unit_chain import UnitChain, split_units
 
-            for frame in generate_frames(ckpt.model, prompt.tokens, prompt.mask, sampling, max_frames):
-                frames.append(frame.cpu().numpy())
-                pending.append(frame)
-                if len(pending) >= schedule[min(seq, len(schedule) - 1)]:
-                    flush_chunk()
-            if pending:
-                flush_chunk()
-            writer.close()
-        else:
-            for frame in generate_frames(ckpt.model, prompt.tokens, prompt.mask, sampling, max_frames):
-                frames.append(frame.cpu().numpy())
-            if frames:
-                codes = torch.from_numpy(np.stack(frames).T[None]).to(device)  # (1, K, T)
-                pcm = codec.decode(codes)[0, 0].float().cpu().numpy()
-            else:
-                pcm = np.zeros(0, dtype=np.float32)
-            write_wav(output, pcm, codec.sample_rate, float32=True)
-    elapsed = time.perf_counter() - t0
-    audio_seconds = len(frames) * frame_samples / codec.sample_rate
-    if args.dump_codes:
-        np.save(
-            args.dump_codes,
-            np.stack(frames).astype(np.int64) if frames else np.zeros((0, num_codebooks), np.int64),
+    output = args.output or "out.wav"
+    request = _local_request(args, sampling)
+    voice = engine.voices.get(request.voice_id) if request.voice_id else None
+
+    def speaker_of(unit_request) -> int:  # labels each spoken unit in the context of the next
+        if unit_request.speaker is not None:
+            return unit_request.speaker
+        return voice.speaker if voice is not None else 0
+
+    await engine.start()
+    try:
+        # 2. submit (refusals such as an unknown voice raise here), then take the events
+        t0 = time.perf_counter()
+        chain = UnitChain(engine, request, speaker_of=speaker_of)
+        for unit in split_units(request.text, max_text_chars=engine.max_text_chars):
+            chain.add(unit)
+        chain.close()
+        chain.start()
+        writer = (
+            WavWriter(output, sample_rate=engine.sample_rate, sample_format="float32")
+            if args.stream
+            else None
         )
+        chunks: list[np.ndarray] = []
+        finished: Finished | None = None
+        async for event in chain.events():
+            if isinstance(event, AudioChunk):
+                chunks.append(event.pcm)
+                if writer is not None:
+                    writer.append(event.pcm)
+                    elapsed_ms = (time.perf_counter() - t0) * 1000
+                    print(
+                        f"chunk {event.seq}: {event.pcm.size // FRAME_SAMPLES} frames, "
+                        f"{event.pcm.size} samples at {elapsed_ms:.0f} ms",
+                        file=sys.stderr,
+                    )
+            elif isinstance(event, Finished):
+                finished = event
+    finally:
+        await engine.stop()
+    # 3. the wav, the codes, one summary line
+    assert finished is not None, "an engine request always ends with Finished"
+    if finished.finish_reason == "error":
+        if writer is not None:
+            writer.close()
+        raise finished.error or CsmstreamError("CSM failed")
+    pcm = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    if writer is not None:
+        writer.close()
+    else:
+        write_wav(output, pcm, engine.sample_rate, float32=True)
+    num_codebooks = engine.checkpoint.config.num_codebooks
+    codes = finished.codes if finished.codes is not None else np.zeros((0, num_codebooks), np.int64)
+    if args.dump_codes:
+        np.save(args.dump_codes, codes.astype(np.int64))
+    elapsed = time.perf_counter() - t0
+    audio_seconds = pcm.size / engine.sample_rate
     rtf = elapsed / audio_seconds if audio_seconds else float("nan")
     print(
-        f"wrote {output}: {len(frames)} frames, {audio_seconds:.2f} s of audio in {elapsed:.2f} s (RTF {rtf:.2f})"
+        f"wrote {output}: {codes.shape[0]} frames, {audio_seconds:.2f} s of audio in {elapsed:.2f} s (RTF {rtf:.2f})"
     )
     return 0

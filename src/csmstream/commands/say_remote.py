@@ -14,12 +14,12 @@ import os
 import sys
 import time
 
+from csmstream.audio.constants import SAMPLE_RATE
 from csmstream.clients.errors import ServerError
 from csmstream.commands.say import max_seconds_from_args
 from csmstream.errors import CsmstreamError
 
 DEFAULT_OUTPUT = "out.wav"
-SAMPLE_RATE = 24_000  # what the protocol sends
 
 
 def run_remote(args: argparse.Namespace) -> int:

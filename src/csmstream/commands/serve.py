@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import socket
 import sys
 import threading
@@ -17,6 +18,9 @@ from csmstream.errors import CsmstreamError
 LOG_LEVELS = ["critical", "error", "warning", "info", "debug"]
 # How long a stopping server waits for open streams before closing them.
 GRACEFUL_SHUTDOWN_S = 5
+# The largest WebSocket message accepted (uvicorn's default, stated): a bigger one closes that connection with
+# 1009 (message too big). The realtime protocol's own limit per audio append is far below it.
+WS_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 # Exit status when the engine became unhealthy (a persistent device error): non-zero, so supervisors restart.
 EXIT_ENGINE_FAILED = 3
 # Seconds between the engine failing and the server stopping: enough to deliver the errors to the clients.
@@ -48,6 +52,13 @@ def add_parser(subparsers) -> None:
     p.add_argument("--llm-model", default=None, help="the LLM's model name at that endpoint")
     p.add_argument("--llm-api-key", default=None, help="the LLM endpoint's API key")
     p.add_argument("--llm-gguf", default=None, help="embedded llama.cpp LLM: a GGUF file or hub id")
+    p.add_argument(
+        "--no-default-llm",
+        dest="default_llm",
+        action="store_false",
+        default=None,
+        help="with no LLM configured, don't converse with the bundled small model (CSMSTREAM_DEFAULT_LLM=0)",
+    )
     p.add_argument("--persona", default=None, help="the assistant's system prompt (default: Maya)")
     p.add_argument(
         "--stt-model", default=None, help="faster-whisper model dir or hub id (default: bundled tiny.en)"
@@ -61,6 +72,18 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--max-upload-mb", type=float, default=None, help="largest voice upload accepted (default 16)"
+    )
+    p.add_argument(
+        "--max-body-kb",
+        type=int,
+        default=None,
+        help="largest request body other than a voice upload, e.g. a JSON speech request (default 64)",
+    )
+    p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=None,
+        help="on SIGTERM: seconds running streams may take to finish before they are ended (default 30)",
     )
     p.set_defaults(func=run)
 
@@ -84,6 +107,7 @@ def _settings(args: argparse.Namespace):
         "llm_model": args.llm_model,
         "llm_api_key": args.llm_api_key,
         "llm_gguf": args.llm_gguf,
+        "default_llm": getattr(args, "default_llm", None),
         "persona": args.persona,
         "stt_model": args.stt_model,
     }
@@ -106,6 +130,10 @@ def _options(args: argparse.Namespace):
         if args.max_upload_mb <= 0:
             raise CsmstreamError("--max-upload-mb must be positive")
         overrides["max_upload_bytes"] = int(args.max_upload_mb * 1024 * 1024)
+    if args.max_body_kb is not None:
+        if args.max_body_kb < 1:
+            raise CsmstreamError("--max-body-kb must be at least 1")
+        overrides["max_body_bytes"] = args.max_body_kb * 1024
     return ServerOptions(**overrides)
 
 
@@ -128,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
 
     from csmstream.engine.factory import build_engine
     from csmstream.server.app import create_app
+    from csmstream.server.drain import DEFAULT_DRAIN_TIMEOUT_S, Drain
+    from csmstream.server.log_redaction import install_log_redaction
     from csmstream.voices.library import VoiceLibrary
 
     logging.basicConfig(
@@ -135,7 +165,11 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    settings = _settings(args)
+    install_log_redaction()  # uvicorn logs URLs whole: no `?api_key=` may reach the log
+    from csmstream.pipeline.llm.default_model import with_default_llm
+
+    settings, llm_line = with_default_llm(_settings(args))
+    logging.getLogger("csmstream").info(llm_line)
     options = _options(args)
     voices = VoiceLibrary(settings.resolved_voices_dir())
     engine = build_engine(settings, voices)
@@ -145,7 +179,31 @@ def run(args: argparse.Namespace) -> int:
     host, port = sock.getsockname()[:2]
     url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
+    drain_timeout = getattr(args, "drain_timeout", None)
+    if drain_timeout is not None and drain_timeout < 0:
+        raise CsmstreamError("--drain-timeout must be zero or more seconds")
+    drain_timeout_s = DEFAULT_DRAIN_TIMEOUT_S if drain_timeout is None else drain_timeout
+
     class AnnouncingServer(uvicorn.Server):
+        drain: Drain | None = None
+
+        def handle_exit(self, sig, frame) -> None:  # noqa: ANN001
+            # SIGTERM (a supervisor, `docker stop`, systemd) drains first (server/drain.py); a second one
+            # hurries the drain. It is not recorded as uvicorn records signals (uvicorn re-raises them after
+            # shutting down, and the default action of SIGTERM would make the exit status -15): a drained
+            # server exits 0. SIGINT (Ctrl-C) keeps uvicorn's behaviour: stop now.
+            if sig != signal.SIGTERM or self.should_exit:
+                super().handle_exit(sig, frame)
+            elif self.drain is None:
+                self.drain = Drain(engine, drain_timeout_s)
+            else:
+                self.drain.hurry()
+
+        async def on_tick(self, counter: int) -> bool:
+            if self.drain is not None and not self.should_exit and self.drain.ready_to_exit():
+                self.should_exit = True
+            return await super().on_tick(counter)
+
         async def startup(self, sockets=None) -> None:
             await super().startup(sockets=sockets)
             if self.started:
@@ -159,6 +217,7 @@ def run(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        ws_max_size=WS_MAX_MESSAGE_BYTES,
         log_config=None,  # keep the logging set up above
     )
     server = AnnouncingServer(config)

@@ -62,6 +62,17 @@ class SpeechEngine(abc.ABC):
         """`starting` (loading / warming up), `ok`, `draining`, `unhealthy`: what `/health` reports."""
         return "ok"
 
+    def drain(self) -> None:
+        """Stop admitting (the server is going away): from now on `submit` raises `Busy` for new requests and
+        `status` is `draining`; requests already admitted or queued, and the later units of their texts
+        (`request.continues`), go on. Idempotent; never blocks. The default does nothing (test doubles)."""
+        return None
+
+    def abort_all(self, message: str) -> None:
+        """End every admitted or queued request soon with `Finished('error')` and a `Busy(message)` error
+        (a drain that ran out of time). From any thread; never blocks. The default does nothing."""
+        return None
+
     @abc.abstractmethod
     async def start(self) -> None: ...
 

@@ -108,6 +108,7 @@ class CsmEngine(SpeechEngine):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._status: EngineStatus = "starting"
         self._consecutive_failures = 0  # device work (a step, a prefill) that failed since the last success
+        self._abort_error: Busy | None = None  # `abort_all`: the engine thread ends every session with it
 
     # ---- asyncio side --------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -128,7 +129,8 @@ class CsmEngine(SpeechEngine):
 
     def submit(self, request: SynthesisRequest) -> RequestHandle:
         assert self._loop is not None, "start() the engine before submitting"
-        if self._status in ("unhealthy", "draining"):
+        # draining: the later units of a text already running still run (the stream is allowed to finish)
+        if self._status == "unhealthy" or (self._status == "draining" and not request.continues):
             raise Busy(
                 f"the speech engine is {self._status}; retry later (another replica, or after a restart)"
             )
@@ -141,6 +143,14 @@ class CsmEngine(SpeechEngine):
             self.scheduler.add(session)  # raises Busy
         self._wake.set()
         return collector
+
+    def drain(self) -> None:
+        if self._status in ("starting", "ok"):  # unhealthy stays unhealthy
+            self._status = "draining"
+
+    def abort_all(self, message: str) -> None:
+        self._abort_error = Busy(message)  # read by the engine thread, which alone ends sessions
+        self._wake.set()
 
     def stats(self) -> EngineStats:
         now = time.monotonic()
@@ -236,6 +246,12 @@ class CsmEngine(SpeechEngine):
 
     def _iterate(self) -> bool:
         now = time.monotonic()
+        # 0. a drain that ran out of time: everything left ends with its error (see `abort_all`)
+        if self._abort_error is not None:
+            with self._lock:
+                leftovers = self.scheduler.running + self.scheduler.waiting
+            for session in leftovers:
+                self._finish(session, "error", error=self._abort_error)
         # 1. cancelled sessions give their slots back first
         with self._lock:
             cancelled = self.scheduler.cancelled_sessions()

@@ -44,6 +44,11 @@ def build_piper_engine(settings: Settings, voices) -> SpeechEngine:
     )
 
 
+def piper_fallback_reason(exc: Exception) -> str:
+    """Why `--engine auto` speaks with piper: the first line of the checkpoint error."""
+    return f"the CSM weights are not available ({str(exc).splitlines()[0]})"
+
+
 def build_engine(settings: Settings, voices) -> SpeechEngine:
     """The engine `settings.engine` names; with `auto`, CSM if its checkpoint loads, else piper (logged)."""
     if settings.engine == "csm":
@@ -54,7 +59,7 @@ def build_engine(settings: Settings, voices) -> SpeechEngine:
     try:
         engine = build_csm_engine(settings, voices)
     except CheckpointError as exc:
-        log.warning("engine: piper, because the CSM weights are not available (%s)", str(exc).splitlines()[0])
+        log.warning("engine: piper, because %s", piper_fallback_reason(exc))
         return build_piper_engine(settings, voices)
     log.info("engine: csm (%s)", settings.model)
     return engine

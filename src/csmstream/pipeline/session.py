@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from csmstream.audio.constants import SAMPLE_RATE
 from csmstream.errors import BadRequest
 from csmstream.model.sampling import SamplingParams
 from csmstream.pipeline.history import ContextPolicy
@@ -42,7 +43,7 @@ class SessionConfig:
     assistant_speaker: int = 0  # CSM speaker id of the assistant (in requests and in context)
     user_speaker: int = 1  # CSM speaker id given to the user's audio in context
     turn_detection: TurnDetection | None = field(default_factory=TurnDetection)  # None: the client commits
-    input_sample_rate: int = 24_000  # of the audio given to `append_audio`
+    input_sample_rate: int = SAMPLE_RATE  # of the audio given to `append_audio`
     sampling: SamplingParams = field(default_factory=SamplingParams)
     max_unit_seconds: float | None = None  # per synthesized unit; None: the engine's default
     context: ContextPolicy = field(default_factory=ContextPolicy)

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from csmstream.audio.constants import SAMPLE_RATE
 from csmstream.audio.resample import resample
 from csmstream.errors import BadRequest, CsmstreamError
 
@@ -28,7 +29,7 @@ class SttError(CsmstreamError):
 class Transcriber(Protocol):
     """What the conversation needs from speech recognition."""
 
-    async def transcribe(self, pcm: np.ndarray, sample_rate: int = 24_000) -> str: ...
+    async def transcribe(self, pcm: np.ndarray, sample_rate: int = SAMPLE_RATE) -> str: ...
 
 
 def bundled_model_dir() -> Path | None:
@@ -60,10 +61,10 @@ class WhisperTranscriber:
         self.beam_size = beam_size
         self._lock = threading.Lock()  # one decode at a time: two would only fight over the same cores
 
-    async def transcribe(self, pcm: np.ndarray, sample_rate: int = 24_000) -> str:
+    async def transcribe(self, pcm: np.ndarray, sample_rate: int = SAMPLE_RATE) -> str:
         return await asyncio.to_thread(self.transcribe_sync, pcm, sample_rate)
 
-    def transcribe_sync(self, pcm: np.ndarray, sample_rate: int = 24_000) -> str:
+    def transcribe_sync(self, pcm: np.ndarray, sample_rate: int = SAMPLE_RATE) -> str:
         """(S,) float32 mono at `sample_rate` (any rate; 16 kHz is used as is) → the text, stripped."""
         samples = np.asarray(pcm)
         if samples.ndim != 1:

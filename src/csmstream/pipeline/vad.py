@@ -6,6 +6,19 @@ Decisions, per 32 ms model window with speech probability p:
 - speech stops after `silence_duration_ms` of p < `threshold - 0.15` (a hysteresis band, so a soft syllable
   does not end the turn); its `at_ms` is where the silence began.
 Times are milliseconds of audio fed since the detector started (or since `reset`).
+
+Why not silero-vad's own `VADIterator` (checked against silero-vad 6.2.3):
+- it reports `start` on the first 32 ms window at or above the threshold: no minimum speech duration, so a
+  cough or a click would start a turn, and in a conversation cut the assistant off (barge-in). The decision
+  below waits for `min_speech_ms`, tolerating short dips between syllables. (Its end-of-speech rule is ours:
+  `threshold - 0.15` for `min_silence_duration_ms`.)
+- it lives in `silero_vad.utils_vad`, which imports torch, and importing the `silero_vad` package calls
+  `torch.set_num_threads(1)` for the whole process (measured: 2 threads before, 1 after), which would slow the
+  speech model on a CPU; it takes and returns torch tensors;
+- it drives a model object holding one stream's state (`OnnxWrapper`: one ONNX session per stream); here
+  one session is shared and each stream keeps only its state (`vad_model.py`).
+`SileroVADSequence`, the package's torch-free front-end, starts from a zero state on every call: it scores
+whole recordings, not a stream fed 20 ms at a time.
 """
 
 from __future__ import annotations
@@ -16,6 +29,7 @@ from typing import Literal
 import numpy as np
 import soxr
 
+from csmstream.audio.constants import SAMPLE_RATE
 from csmstream.errors import BadRequest
 from csmstream.pipeline.vad_model import VAD_SAMPLE_RATE, WINDOW_MS, WINDOW_SAMPLES, SileroVadModel
 
@@ -51,7 +65,7 @@ class StreamingVad:
     """One audio stream's detector. Not thread-safe; cheap to create once the model is loaded."""
 
     def __init__(
-        self, model: SileroVadModel, config: VadConfig | None = None, sample_rate: int = 24_000
+        self, model: SileroVadModel, config: VadConfig | None = None, sample_rate: int = SAMPLE_RATE
     ) -> None:
         if sample_rate <= 0:
             raise BadRequest(f"sample rate must be positive, got {sample_rate}")

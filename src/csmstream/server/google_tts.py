@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from csmstream.audio.encoders import make_encoder
 from csmstream.audio.pcm import float_to_pcm16_bytes
@@ -27,14 +27,23 @@ from csmstream.audio.wav_header import wav_header
 from csmstream.engine.request import SynthesisRequest, new_request_id
 from csmstream.errors import BadRequest, CsmstreamError
 from csmstream.server.context import server_context
-from csmstream.server.http_synthesis import collect_pcm, submit
+from csmstream.server.http_synthesis import ClientDisconnected, collect_pcm, submit
 from csmstream.server.params import build_request, parse_params, parse_text, parse_voice_id
 
 AUDIO_ENCODINGS = {"LINEAR16": "wav", "PCM": "pcm_s16le", "MP3": "mp3", "OGG_OPUS": "opus"}
 MAX_GAIN_DB = 16.0  # Google's range for volumeGainDb is [-96, 16]
 MIN_GAIN_DB = -96.0
 
-_STATUS = {400: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+GOOGLE_PATH = "/v1/text:synthesize"
+_STATUS = {
+    400: "INVALID_ARGUMENT",
+    404: "NOT_FOUND",
+    405: "UNIMPLEMENTED",
+    413: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
 
 router = APIRouter()
 
@@ -53,8 +62,8 @@ class AudioConfig:
     gain_db: float
 
 
-@router.post("/v1/text:synthesize")
-async def synthesize(request: Request) -> JSONResponse:
+@router.post(GOOGLE_PATH)
+async def synthesize(request: Request) -> Response:
     ctx = server_context(request)
     try:
         body = await request.json()
@@ -63,8 +72,10 @@ async def synthesize(request: Request) -> JSONResponse:
     try:
         synthesis, audio_config = _parse(body)
         handle = submit(ctx, synthesis, protocol="google")
-        pcm = await collect_pcm(ctx, handle)  # (S,) float32 at the engine's rate
+        pcm = await collect_pcm(ctx, handle, request)  # (S,) float32 at the engine's rate
         audio = await run_in_threadpool(_encode, pcm, ctx.engine.sample_rate, audio_config)
+    except ClientDisconnected:
+        return Response(status_code=499)  # nobody is there to read it (nginx's "client closed request")
     except CsmstreamError as exc:
         ctx.metrics.observe_error(exc.code)
         return google_error({"busy": 429, "internal": 500}.get(exc.code, 400), str(exc))

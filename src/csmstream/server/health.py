@@ -36,5 +36,18 @@ async def health(request: Request) -> JSONResponse:
         "step_per_stream_ms": stats.step_per_stream_ms,
         "side_work_ms_avg": stats.side_work_ms_avg,
         "compile": stats.compile,
+        # the conversation (/v1/realtime): whether an LLM will answer, so a page can say so before anyone speaks
+        "llm": _llm(request, ctx.settings),
     }
     return JSONResponse(body, status_code=200 if status == "ok" else 503)
+
+
+def _llm(request: Request, settings) -> dict:
+    from csmstream.pipeline.llm.default_model import describe_llm
+
+    llm = describe_llm(settings)
+    services = getattr(request.app.state, "realtime", None)  # set up by the first conversation
+    problem = getattr(services, "llm_problem", None) if getattr(services, "_ready", False) else None
+    if llm["configured"] and problem:  # configured, but it failed to load (e.g. llama-cpp-python missing)
+        llm = {**llm, "configured": False, "problem": problem}
+    return llm

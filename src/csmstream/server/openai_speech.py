@@ -14,8 +14,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.background import BackgroundTask
 
 from csmstream.audio.encoders import make_encoder
+from csmstream.engine.base import RequestHandle
 from csmstream.engine.request import SynthesisRequest, new_request_id
 from csmstream.errors import BadRequest, CsmstreamError
 from csmstream.server.context import server_context
@@ -30,9 +32,13 @@ router = APIRouter()
 
 
 def openai_error(status_code: int, message: str, code: str, param: str | None = None) -> JSONResponse:
-    error_type = {400: "invalid_request_error", 413: "invalid_request_error", 429: "rate_limit_exceeded"}.get(
-        status_code, "server_error"
-    )
+    # as OpenAI: every refusal of the request itself (bad input, no such path, too large) is an invalid request
+    if status_code == 429:
+        error_type = "rate_limit_exceeded"
+    elif 400 <= status_code < 500:
+        error_type = "invalid_request_error"
+    else:
+        error_type = "server_error"
     return JSONResponse(
         {"error": {"message": message, "type": error_type, "param": param, "code": code}},
         status_code=status_code,
@@ -68,7 +74,17 @@ async def create_speech(request: Request):
     except CsmstreamError as exc:
         ctx.metrics.observe_error(exc.code)
         return error_from_exception(exc)
-    return StreamingResponse(stream_encoded(ctx, handle, encoder), media_type=encoder.content_type)
+    # a client that leaves mid-stream ends the stream (the generator cancels in its `finally` when it is
+    # cancelled or closed); the background task makes sure of it even when the generator is left suspended
+    return StreamingResponse(
+        stream_encoded(ctx, handle, encoder),
+        media_type=encoder.content_type,
+        background=BackgroundTask(_cancel, handle),
+    )
+
+
+async def _cancel(handle: RequestHandle) -> None:
+    handle.cancel()  # idempotent: a no-op once the request has finished
 
 
 def _parse_speech_request(body: Any) -> tuple[str, SynthesisRequest]:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,15 @@ MAX_TEMPERATURE = 5.0
 MAX_TOPK = 2048  # the codebook size: a larger top-k is the same as no top-k
 MAX_SEED = 2**63 - 1
 MAX_REQUEST_ID_CHARS = 128
+# The longest `max_seconds` a client may ask for, the same for every engine (CSM checks it too)
+MAX_SECONDS = 600.0
+
+# Control characters (Unicode Cc) other than tab, line feed and carriage return: never speakable, and some
+# break the engines (piper's phonemizer refuses NUL). The whitespace ones (VT, FF, the separators 0x1c-0x1f,
+# NEL) become a space, the rest are dropped.
+_SPACE_CONTROLS = re.compile("[\x0b\x0c\x1c-\x1f\x85]")
+_OTHER_CONTROLS = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # a lone half of a UTF-16 pair, which JSON's \uXXXX can carry
 
 
 @dataclass(frozen=True)
@@ -61,8 +71,8 @@ def parse_params(fields: Mapping[str, Any]) -> SynthesisParams:
     if seed is not None and not 0 <= seed <= MAX_SEED:
         raise BadRequest(f"`seed` must be between 0 and 2**63-1, got {seed}")
     max_seconds = _number(fields, "max_seconds")
-    if max_seconds is not None and max_seconds <= 0:
-        raise BadRequest(f"`max_seconds` must be positive, got {max_seconds:g}")
+    if max_seconds is not None and not 0 < max_seconds <= MAX_SECONDS:
+        raise BadRequest(f"`max_seconds` must be in (0, {MAX_SECONDS:g}], got {max_seconds:g}")
     greedy = fields.get("greedy")
     if greedy is not None and not isinstance(greedy, bool):
         raise BadRequest(f"`greedy` must be true or false, got {greedy!r}")
@@ -71,12 +81,25 @@ def parse_params(fields: Mapping[str, Any]) -> SynthesisParams:
     )
 
 
-def parse_text(value: Any, key: str = "text") -> str:
+def clean_text(value: Any, key: str = "text") -> str:
+    """Text from a client, as the engines may take it: a string without lone surrogates (refused) and
+    without control characters other than tab and line breaks (removed). It may be empty (an incremental
+    delta); `parse_text` is for a whole text."""
     if not isinstance(value, str):
         raise BadRequest(f"`{key}` must be a string, got {type(value).__name__}")
-    if not value.strip():
-        raise BadRequest(f"`{key}` is empty")
-    return value
+    if _SURROGATE.search(value):
+        raise BadRequest(f"`{key}` contains a lone UTF-16 surrogate (\\ud800-\\udfff); send valid Unicode")
+    return _OTHER_CONTROLS.sub("", _SPACE_CONTROLS.sub(" ", value))
+
+
+def parse_text(value: Any, key: str = "text") -> str:
+    """A whole text to speak: `clean_text`, and something must be left."""
+    text = clean_text(value, key)
+    if not text.strip():
+        raise BadRequest(
+            f"`{key}` is empty" + (" (after removing control characters)" if value.strip() else "")
+        )
+    return text
 
 
 def parse_voice_id(value: Any, key: str = "voice_id") -> str | None:

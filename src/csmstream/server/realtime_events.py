@@ -16,12 +16,20 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from csmstream.audio.constants import SAMPLE_RATE
 from csmstream.pipeline.session import SessionConfig, TurnDetection
 
 PCM16_FORMAT = "pcm16"  # the only audio format: 16-bit little-endian PCM, 24 kHz mono
 CONTENT_INDEX = 0  # every item here has one content part
 OUTPUT_INDEX = 0  # every response here has one output item
 MAX_OUTPUT_TOKENS = 4096  # OpenAI's limit for max_response_output_tokens
+# The most audio one `input_audio_buffer.append` may carry: 60 s of PCM16 24 kHz mono (2,880,000 bytes, 3.84 MB
+# of base64). OpenAI allows 15 MiB per event; a smaller bound keeps the work one event costs the server's
+# event loop small (the server feeds the VAD in slices, but decoding and parsing are one piece). A bigger
+# append gets an `audio_too_long` error and the session goes on; send audio in smaller appends (clients send
+# 20-100 ms each).
+MAX_APPEND_SECONDS = 60
+MAX_APPEND_BYTES = MAX_APPEND_SECONDS * SAMPLE_RATE * 2
 
 # session.update fields that are accepted but have no effect here, with why (the docs of the endpoint).
 IGNORED_SESSION_FIELDS = {
@@ -301,6 +309,14 @@ def decode_audio(event: Mapping[str, Any]) -> bytes:
     """`input_audio_buffer.append`'s `audio`: base64 of PCM16 LE → the bytes (whole samples)."""
     check_fields(event, {"type", "event_id", "audio"}, "event")
     audio = require(event, "audio", str, "event")
+    if len(audio) // 4 * 3 > MAX_APPEND_BYTES:  # checked before decoding: refusing costs nothing
+        raise EventError(
+            "audio_too_long",
+            f"one input_audio_buffer.append carries at most {MAX_APPEND_SECONDS} s of audio "
+            f"({MAX_APPEND_BYTES} bytes of PCM16 24 kHz, before base64); this one has about "
+            f"{len(audio) // 4 * 3 / 48_000:.0f} s: send it in smaller appends",
+            "audio",
+        )
     try:
         pcm = base64.b64decode(audio, validate=True)
     except (binascii.Error, ValueError):

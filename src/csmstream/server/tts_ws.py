@@ -1,4 +1,4 @@
-"""`/v1/tts/stream`: the streaming TTS WebSocket (DESIGN.md §3.1).
+"""`/v1/tts/stream`: the streaming TTS WebSocket (docs/ARCHITECTURE.md §7).
 
 One connection = one receive loop (parses client messages, never blocks on the engine), one sender task
 (the only writer to the socket, draining the bounded `Outbox`), and one task per open request (`WsRequest`).
@@ -22,7 +22,7 @@ from starlette.websockets import WebSocketState
 from csmstream.errors import BadRequest, Busy, CsmstreamError
 from csmstream.server.context import ServerContext, server_context
 from csmstream.server.outbox import Outbox
-from csmstream.server.params import parse_request_id, parse_text
+from csmstream.server.params import clean_text, parse_request_id, parse_text
 from csmstream.server.ws_request import WsRequest, parse_stream_options
 
 logger = logging.getLogger(__name__)
@@ -143,6 +143,9 @@ class TtsConnection:
             return
         raw_id = msg.get("request_id")
         request_id = raw_id if isinstance(raw_id, str) else None
+        # an opener (`synthesize`/`start`) reusing the id of a request still open is refused; its error must
+        # not carry that id, or the client would read it as the live request's end (then its completion too)
+        duplicate = kind in _OPENERS and request_id is not None and request_id in self._requests
         try:
             handler(msg)
         except Exception as exc:
@@ -154,6 +157,8 @@ class TtsConnection:
             live = self._requests.get(request_id) if request_id is not None and kind not in _OPENERS else None
             if live is not None:
                 live.abort(code, text)  # an error naming a live request ends it (see ws_request)
+            elif duplicate:
+                self._send_error(code, text, refused_request_id=request_id)
             else:
                 self._send_error(code, text, request_id)
 
@@ -163,16 +168,15 @@ class TtsConnection:
 
     def _on_start(self, msg: dict[str, Any]) -> None:
         text = msg.get("text")
-        if text is not None and not isinstance(text, str):
-            raise BadRequest(f"`text` must be a string, got {type(text).__name__}")
+        if text is not None:
+            text = clean_text(text)
         self._open(msg, incremental=True).start(text)
 
     def _on_text(self, msg: dict[str, Any]) -> None:
         request = self._incremental(msg)
-        text = msg.get("text")
-        if not isinstance(text, str):
+        if "text" not in msg:
             raise BadRequest("a `text` message needs `text` (a string)")
-        request.add_text(text)
+        request.add_text(clean_text(msg["text"]))
 
     def _on_flush(self, msg: dict[str, Any]) -> None:
         self._incremental(msg).flush()
@@ -181,9 +185,7 @@ class TtsConnection:
         request = self._incremental(msg)
         text = msg.get("text")
         if text is not None:
-            if not isinstance(text, str):
-                raise BadRequest(f"`text` must be a string, got {type(text).__name__}")
-            request.add_text(text)
+            request.add_text(clean_text(text))
         request.end()
 
     def _on_cancel(self, msg: dict[str, Any]) -> None:
@@ -229,11 +231,18 @@ class TtsConnection:
         if self._requests.get(request.request_id) is request:
             del self._requests[request.request_id]
 
-    def _send_error(self, code: str, message: str, request_id: str | None = None) -> None:
+    def _send_error(
+        self, code: str, message: str, request_id: str | None = None, refused_request_id: str | None = None
+    ) -> None:
+        """An error outside any open request: a bad message, a refused opener (with its `request_id`), or a
+        refused duplicate (`request_id` null, the refused id in `refused_request_id`)."""
         self._ctx.metrics.observe_error(code)
-        payload = {"type": "error", "code": code, "message": message}
+        payload: dict[str, Any] = {"type": "error", "code": code, "message": message}
         if request_id is not None:
             payload["request_id"] = request_id
+        if refused_request_id is not None:
+            payload["request_id"] = None
+            payload["refused_request_id"] = refused_request_id
         self._outbox.put_control(json.dumps(payload))
 
 

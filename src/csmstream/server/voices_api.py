@@ -2,7 +2,7 @@
 `audio` file + `transcript`, optional `voice_id`, `name`, `speaker`), `DELETE /v1/voices/{id}`.
 
 Uploads are limited in bytes here (413, checked while reading, before anything is decoded) and in
-duration by the voice library (400). Any format `csmstream.audio.io.read_audio` reads is accepted; the
+duration (at least 5 s, `voices.validate.decode_reference_upload`) and by the voice library (400). Any format `csmstream.audio.io.read_audio` reads is accepted; the
 library converts it to 24 kHz mono. Library calls touch the disk and resample, so they run in a thread.
 """
 
@@ -16,9 +16,9 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect
 
-from csmstream.audio.io import read_audio
 from csmstream.errors import BadRequest, CsmstreamError
 from csmstream.server.context import server_context
+from csmstream.voices.validate import decode_reference_upload
 
 router = APIRouter()
 
@@ -80,14 +80,25 @@ async def create_voice(request: Request) -> JSONResponse:
             raise BadRequest("give the voice a `name` (its id is made from it) or a `voice_id`")
         speaker = _speaker(form.get("speaker"))
         data = await upload.read()
-        voice = await run_in_threadpool(_create, ctx.voices, voice_id, name, speaker, data, transcript)
+        voice = await run_in_threadpool(
+            _create, ctx.voices, voice_id, name, speaker, data, transcript, upload.filename
+        )
     except CsmstreamError as exc:
         return _error_response(exc)
     return JSONResponse(voice.info().to_dict(), status_code=201)
 
 
-def _create(voices, voice_id: str | None, name: str | None, speaker: int, data: bytes, transcript: str):
-    samples, sample_rate = read_audio(data)  # (S, C) float32; BadRequest when it is not audio
+def _create(
+    voices,
+    voice_id: str | None,
+    name: str | None,
+    speaker: int,
+    data: bytes,
+    transcript: str,
+    filename: str | None = None,
+):
+    # (S, C) float32; a BadRequest a person can act on when it is not audio or too short to clone
+    samples, sample_rate = decode_reference_upload(data, filename)
     return voices.create(voice_id, name, speaker, [(samples, sample_rate, transcript)])
 
 

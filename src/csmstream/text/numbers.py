@@ -5,50 +5,30 @@
     ordinal_to_words(21)        → "twenty-first"
     year_to_words(1999)         → "nineteen ninety-nine"
 Integers up to the trillions; longer digit strings (phone numbers, ids) are read digit by digit.
+
+The spelling itself is `num2words`'s (lang "en"); it writes British English ("one hundred and one",
+commas between groups), so `_american` drops the "and"s and the commas. What is ours is only the policy:
+when to read digit by digit, decimals read digit by digit after "point", plurals of decades.
 """
 
 from __future__ import annotations
 
-ONES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
-        "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen")  # fmt: skip
-TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
-SCALES = ((10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (1000, "thousand"))
+from num2words import num2words
+
+ONES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 MAX_WORDED = 10**15 - 1  # beyond this, digits are read one by one
 
-# cardinal ending → ordinal ending, for the last word only
-_ORDINAL_WORDS = {"one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth",
-                  "nine": "ninth", "twelve": "twelfth"}  # fmt: skip
 
-
-def _below_thousand(n: int) -> list[str]:
-    assert 0 <= n < 1000, f"{n} is not below a thousand"
-    words: list[str] = []
-    hundreds, rest = divmod(n, 100)
-    if hundreds:
-        words += [ONES[hundreds], "hundred"]
-    if rest >= 20:
-        tens, ones = divmod(rest, 10)
-        words.append(TENS[tens] + (f"-{ONES[ones]}" if ones else ""))
-    elif rest:
-        words.append(ONES[rest])
-    return words
+def _american(words: str) -> str:
+    """num2words' British English → American: "one hundred and one, ..." → "one hundred one ..."."""
+    return words.replace(",", "").replace(" and ", " ").replace("oh-", "oh ")
 
 
 def number_to_words(n: int) -> str:
     """An integer → words ("minus" for negatives); digit by digit beyond the trillions."""
-    if n < 0:
-        return "minus " + number_to_words(-n)
-    if n > MAX_WORDED:
-        return digits_to_words(str(n))
-    if n == 0:
-        return "zero"
-    words: list[str] = []
-    for scale, name in SCALES:
-        count, n = divmod(n, scale)
-        if count:
-            words += _below_thousand(count) + [name]
-    words += _below_thousand(n)
-    return " ".join(words)
+    if abs(n) > MAX_WORDED:
+        return ("minus " if n < 0 else "") + digits_to_words(str(abs(n)))
+    return _american(num2words(n, lang="en"))
 
 
 def digits_to_words(digits: str) -> str:
@@ -76,29 +56,15 @@ def integer_text_to_words(digits: str) -> str:
 
 def ordinal_to_words(n: int) -> str:
     """21 → "twenty-first", 100 → "one hundredth"."""
-    words = number_to_words(n)
-    head, _, last = words.rpartition(" ")
-    stem, hyphen, unit = last.rpartition("-")
-    if unit in _ORDINAL_WORDS:
-        unit = _ORDINAL_WORDS[unit]
-    elif unit.endswith("y"):
-        unit = unit[:-1] + "ieth"
-    else:
-        unit += "th"
-    last = stem + hyphen + unit
-    return f"{head} {last}" if head else last
+    assert n >= 0, f"no ordinal for the negative number {n}"
+    return _american(num2words(n, lang="en", to="ordinal"))
 
 
 def year_to_words(year: int) -> str:
     """1999 → "nineteen ninety-nine", 1900 → "nineteen hundred", 2005 → "two thousand five", 2024 → "twenty twenty-four"."""
-    if not 1000 <= year <= 9999 or 2000 <= year <= 2009 or year % 1000 == 0:
+    if not 1000 <= year <= 9999:  # num2words would read 999 as "nine ninety-nine"
         return number_to_words(year)
-    century, rest = divmod(year, 100)
-    if rest == 0:
-        return f"{number_to_words(century)} hundred"
-    if rest < 10:
-        return f"{number_to_words(century)} oh {ONES[rest]}"
-    return f"{number_to_words(century)} {number_to_words(rest)}"
+    return _american(num2words(year, lang="en", to="year"))
 
 
 def plural_of_number_words(words: str) -> str:

@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from csmstream.audio.constants import SAMPLE_RATE
 from csmstream.audio.resample import resample, to_mono
 from csmstream.errors import BadRequest, CsmstreamError
 from csmstream.voices.validate import check_speaker, is_valid_voice_id
-from csmstream.voices.voice import VOICE_SAMPLE_RATE, Voice, VoiceSegment, frozen_audio
+from csmstream.voices.voice import Voice, VoiceSegment, frozen_audio
 
 VOICE_FILE = "voice.json"
 FORMAT_VERSION = 1
@@ -124,7 +125,7 @@ def _read_segment(dir_fd: int, voice_dir: Path, entry: dict[str, Any]) -> VoiceS
     except FileNotFoundError as exc:
         exc.filename = file_name
         raise
-    mono = resample(to_mono(samples), int(sample_rate), VOICE_SAMPLE_RATE)  # (S,) float32 24 kHz
+    mono = resample(to_mono(samples), int(sample_rate), SAMPLE_RATE)  # (S,) float32 24 kHz
     if mono.size == 0 or not np.all(np.isfinite(mono)):
         raise ValueError(f"segment {file_name} has empty or non-finite audio")
     return VoiceSegment(text=text, audio=frozen_audio(mono))
@@ -151,7 +152,7 @@ def write_voice_dir(
         for index, segment in enumerate(segments):
             file_name = f"segment_{index}.wav"
             with open(temp_dir / file_name, "wb") as handle:
-                sf.write(handle, segment.audio, VOICE_SAMPLE_RATE, subtype=wav_subtype, format="WAV")
+                sf.write(handle, segment.audio, SAMPLE_RATE, subtype=wav_subtype, format="WAV")
                 _flush(handle)
             entries.append({"file": file_name, "text": segment.text})
         meta = {

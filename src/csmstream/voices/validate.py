@@ -3,21 +3,30 @@ whose message says what to change."""
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
 
+from csmstream.audio.constants import SAMPLE_RATE
 from csmstream.audio.resample import to_mono_24k
 from csmstream.errors import BadRequest
-from csmstream.voices.voice import VOICE_SAMPLE_RATE, VoiceSegment, frozen_audio
+from csmstream.voices.voice import VoiceSegment, frozen_audio
 
 # Lower case so ids are equal on case-insensitive file systems; no dots or slashes so an id is never a path.
+_log = logging.getLogger("csmstream.voices")
+
 VOICE_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_SPEAKER_ID = 999
 # Peak below this (-60 dBFS) is silence: nothing for the model to imitate.
 SILENCE_PEAK = 1e-3
+# An uploaded reference recording (the Voices page, POST /v1/voices): a few words are not enough for CSM to
+# take a voice from; the page asks for 5 to 20 s. (The library itself, used by tests and scripts with short
+# clips, keeps its looser per-segment bounds in VoiceLimits.)
+MIN_UPLOAD_SECONDS = 5.0
+AUDIO_FORMATS = "WAV, MP3, FLAC, OGG, Opus or M4A"
 
 
 @dataclass(frozen=True)
@@ -124,9 +133,37 @@ def check_segments(
         if not isinstance(segment, list | tuple) or len(segment) != 3:
             raise BadRequest(f"segment {index + 1}: expected (audio, sample_rate, transcript)")
         checked.append(check_segment(*segment, limits=limits, index=index))
-    total_seconds = sum(s.audio.shape[0] for s in checked) / VOICE_SAMPLE_RATE
+    total_seconds = sum(s.audio.shape[0] for s in checked) / SAMPLE_RATE
     if total_seconds > limits.max_total_seconds:
         raise BadRequest(
             f"reference audio totals {total_seconds:.1f} s; at most {limits.max_total_seconds:g} s is allowed"
         )
     return tuple(checked)
+
+
+def decode_reference_upload(
+    data: bytes, filename: str | None = None, min_seconds: float = MIN_UPLOAD_SECONDS
+) -> tuple[np.ndarray, int]:
+    """An uploaded reference recording → ((S, C) float32 samples, sample_rate), or a `BadRequest` a person
+    can act on: not a sound file at all (the decoders' own words go to the log, not to the user), or too short.
+    """
+    from csmstream.audio.io import read_audio
+
+    what = f"“{filename}”" if filename else "the uploaded file"
+    try:
+        samples, sample_rate = read_audio(data)
+    except BadRequest as exc:
+        if "could not decode" not in str(exc):
+            raise  # empty, no samples: already said plainly
+        _log.info("voice upload %s is not audio: %s", what, exc)
+        raise BadRequest(
+            f"{what} is not a sound file the server can read. Upload a recording ({AUDIO_FORMATS}), "
+            "or record one with the microphone."
+        ) from None
+    seconds = samples.shape[0] / sample_rate
+    if seconds < min_seconds:
+        raise BadRequest(
+            f"the recording is only {seconds:.1f} s long; a voice needs at least {min_seconds:g} s of one "
+            "person speaking (5 to 20 s works best). Upload or record a longer one."
+        )
+    return samples, sample_rate

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-VOICE_SAMPLE_RATE = 24_000  # what CSM's codec (Mimi) consumes
+from csmstream.audio.constants import SAMPLE_RATE
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: arrays have no single truth value; compare voices by revision
@@ -24,7 +24,7 @@ class VoiceSegment:
 
     @property
     def seconds(self) -> float:
-        return self.audio.shape[0] / VOICE_SAMPLE_RATE
+        return self.audio.shape[0] / SAMPLE_RATE
 
 
 def frozen_audio(samples: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ send(enc.finish())
 
 from __future__ import annotations
 
+from csmstream.audio.constants import SAMPLE_RATE
 from csmstream.audio.encoders.base import AudioEncoder
 from csmstream.audio.encoders.flac import FlacEncoder
 from csmstream.audio.encoders.mp3 import Mp3Encoder
@@ -32,7 +33,7 @@ _ENCODERS: dict[str, type[AudioEncoder]] = {
 SUPPORTED_FORMATS: tuple[str, ...] = tuple(_ENCODERS)
 
 
-def make_encoder(fmt: str, sample_rate: int = 24_000) -> AudioEncoder:
+def make_encoder(fmt: str, sample_rate: int = SAMPLE_RATE) -> AudioEncoder:
     """A fresh encoder for one stream; raises BadRequest for an unknown format or an unusable rate."""
     cls = _ENCODERS.get(fmt.strip().lower()) if isinstance(fmt, str) else None
     if cls is None:

@@ -12,6 +12,7 @@ import struct
 
 import numpy as np
 
+from csmstream.audio.constants import SAMPLE_RATE
 from csmstream.audio.encoders.av_codec import FramedAvEncoder
 from csmstream.audio.encoders.base import AudioEncoder
 
@@ -24,7 +25,7 @@ class FlacEncoder(AudioEncoder):
     format_name = "flac"
     content_type = "audio/flac"
 
-    def __init__(self, sample_rate: int = 24_000) -> None:
+    def __init__(self, sample_rate: int = SAMPLE_RATE) -> None:
         super().__init__(sample_rate)
         frame_size = sample_rate * FLAC_FRAME_MS // 1000
         self._codec = FramedAvEncoder("flac", sample_rate, "s16", options={"frame_size": str(frame_size)})

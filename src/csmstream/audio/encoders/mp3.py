@@ -9,6 +9,7 @@ from __future__ import annotations
 import lameenc
 import numpy as np
 
+from csmstream.audio.constants import SAMPLE_RATE
 from csmstream.audio.encoders.base import AudioEncoder
 from csmstream.audio.pcm import float_to_pcm16_bytes
 from csmstream.errors import BadRequest
@@ -22,7 +23,7 @@ class Mp3Encoder(AudioEncoder):
     format_name = "mp3"
     content_type = "audio/mpeg"
 
-    def __init__(self, sample_rate: int = 24_000, bit_rate_kbps: int = DEFAULT_MP3_KBPS) -> None:
+    def __init__(self, sample_rate: int = SAMPLE_RATE, bit_rate_kbps: int = DEFAULT_MP3_KBPS) -> None:
         super().__init__(sample_rate)
         if sample_rate not in MP3_SAMPLE_RATES:
             raise BadRequest(f"mp3 cannot encode {sample_rate} Hz; supported rates: {MP3_SAMPLE_RATES}")

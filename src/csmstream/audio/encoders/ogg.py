@@ -2,36 +2,33 @@
 
 We write the pages ourselves instead of using a muxer so that every `encode()` call can end with a
 flushed page: a muxer holds packets until a page is full, which would delay audio already encoded.
+
+Why not PyAV's (ffmpeg's) Ogg muxer, measured with PyAV 18.1 / libopus at 24 kHz, 160 ms chunks:
+- ffmpeg's muxer always keeps its last completed page back (to flag it end-of-stream at the trailer), and
+  PyAV exposes no flush (`av_write_frame(ctx, NULL)`). Even with `page_duration=1` and `flush_packets=1`,
+  after each chunk of 8 packets only 7 came out: the last 20 ms of every chunk waited for the next chunk.
+- `page_duration=1` is also one page per 20 ms packet: 28 bytes of page header each, 11 kbit/s on top of
+  32 kbit/s of Opus; here one page per `encode()` call costs 27 + 8 bytes per 160 ms.
+So the pager stays. The CRC is zlib's (C) rather than a Python loop: 0.009 ms instead of 0.73 ms per
+second of 32 kbit/s Opus.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import zlib
 from collections.abc import Sequence
 
-_CRC_POLY = 0x04C11DB7  # Ogg's CRC-32: this polynomial, MSB first, initial value 0, no final xor
-
-
-def _crc_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte << 24
-        for _ in range(8):
-            crc = ((crc << 1) ^ _CRC_POLY) if crc & 0x80000000 else (crc << 1)
-        table.append(crc & 0xFFFFFFFF)
-    return tuple(table)
-
-
-_CRC_TABLE = _crc_table()  # immutable
+# Ogg's CRC-32 is the 0x04C11DB7 polynomial MSB first, initial value 0, no final xor. zlib's crc32 is the same
+# polynomial LSB first (reflected), initial value and final xor 0xFFFFFFFF. Reflecting each input byte and
+# the result turns one into the other; the 0xFFFFFFFF start value and xor undo zlib's pre- and post-xor.
+_REFLECT_BYTE = bytes(int(f"{b:08b}"[::-1], 2) for b in range(256))  # immutable
 
 
 def ogg_crc(data: bytes) -> int:
-    crc = 0
-    table = _CRC_TABLE
-    for byte in data:
-        crc = ((crc << 8) & 0xFFFFFFFF) ^ table[(crc >> 24) ^ byte]
-    return crc
+    reflected = zlib.crc32(data.translate(_REFLECT_BYTE), 0xFFFFFFFF) ^ 0xFFFFFFFF
+    return int(f"{reflected:032b}"[::-1], 2)
 
 
 MAX_SEGMENTS_PER_PAGE = 255

@@ -14,6 +14,7 @@ import struct
 import numpy as np
 import soxr
 
+from csmstream.audio.constants import SAMPLE_RATE
 from csmstream.audio.encoders.av_codec import FramedAvEncoder
 from csmstream.audio.encoders.base import AudioEncoder
 from csmstream.audio.encoders.ogg import OggStreamWriter
@@ -34,7 +35,7 @@ class OpusEncoder(AudioEncoder):
     format_name = "opus"
     content_type = "audio/ogg;codecs=opus"
 
-    def __init__(self, sample_rate: int = 24_000, bit_rate: int = DEFAULT_OPUS_BIT_RATE) -> None:
+    def __init__(self, sample_rate: int = SAMPLE_RATE, bit_rate: int = DEFAULT_OPUS_BIT_RATE) -> None:
         super().__init__(sample_rate)
         codec_rate = sample_rate if sample_rate in OPUS_NATIVE_RATES else OPUS_GRANULE_RATE
         self._resampler = (

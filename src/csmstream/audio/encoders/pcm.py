@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from csmstream.audio.constants import SAMPLE_RATE
 from csmstream.audio.encoders.base import AudioEncoder
 from csmstream.audio.pcm import float_to_f32le_bytes, float_to_pcm16_bytes
 
@@ -13,7 +14,7 @@ class PcmS16Encoder(AudioEncoder):
 
     format_name = "pcm_s16le"
 
-    def __init__(self, sample_rate: int = 24_000) -> None:
+    def __init__(self, sample_rate: int = SAMPLE_RATE) -> None:
         super().__init__(sample_rate)
         self.content_type = f"audio/pcm;rate={sample_rate};channels=1;encoding=s16le"
 
@@ -29,7 +30,7 @@ class PcmF32Encoder(AudioEncoder):
 
     format_name = "pcm_f32le"
 
-    def __init__(self, sample_rate: int = 24_000) -> None:
+    def __init__(self, sample_rate: int = SAMPLE_RATE) -> None:
         super().__init__(sample_rate)
         self.content_type = f"audio/pcm;rate={sample_rate};channels=1;encoding=f32le"
 

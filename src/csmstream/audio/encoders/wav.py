@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from csmstream.audio.constants import SAMPLE_RATE
 from csmstream.audio.encoders.base import AudioEncoder
 from csmstream.audio.pcm import float_to_pcm16_bytes
 from csmstream.audio.wav_header import wav_header
@@ -17,7 +18,7 @@ class WavStreamEncoder(AudioEncoder):
     format_name = "wav"
     content_type = "audio/wav"
 
-    def __init__(self, sample_rate: int = 24_000) -> None:
+    def __init__(self, sample_rate: int = SAMPLE_RATE) -> None:
         super().__init__(sample_rate)
         self._header_sent = False
 

