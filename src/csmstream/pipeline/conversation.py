@@ -421,6 +421,8 @@ class Conversation:
             context=context,
             sampling=cfg.sampling,
             max_seconds=cfg.max_unit_seconds,
+            # a later sentence of an answer already being heard goes before new requests (no gap, no `busy`)
+            continues=bool(response.turn.units),
         )
         handle = self.engine.submit(request)  # Busy / BadRequest … surface as a failed response
         response.handle = handle
