@@ -42,6 +42,7 @@ from csmstream.pipeline.session import SessionConfig
 from csmstream.pipeline.stt import Transcriber
 from csmstream.pipeline.vad import StreamingVad, VadEvent, as_float32
 from csmstream.pipeline.vad_model import SileroVadModel
+from csmstream.text.controls import speakable
 from csmstream.text.normalize import normalize_for_speech
 from csmstream.text.splitter import SpeakableSplitter
 
@@ -403,7 +404,7 @@ class Conversation:
         After a barge-in it reads on, silently, only to collect the codes of what was heard (the history
         keeps them as context for the next utterance); `_stop` bounds that wait.
         """
-        spoken_text = normalize_for_speech(text).strip()
+        spoken_text = normalize_for_speech(speakable(text)).strip()  # an LLM may emit controls too
         if not spoken_text:
             return  # nothing to say (an emoji, a stray symbol)
         cfg = self.config

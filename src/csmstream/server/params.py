@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from csmstream.engine.request import SynthesisRequest, new_request_id
 from csmstream.errors import BadRequest
+from csmstream.text.controls import has_lone_surrogate, strip_controls
 
 MAX_TEMPERATURE = 5.0
 MAX_TOPK = 2048  # the codebook size: a larger top-k is the same as no top-k
@@ -18,13 +18,6 @@ MAX_SEED = 2**63 - 1
 MAX_REQUEST_ID_CHARS = 128
 # The longest `max_seconds` a client may ask for, the same for every engine (CSM checks it too)
 MAX_SECONDS = 600.0
-
-# Control characters (Unicode Cc) other than tab, line feed and carriage return: never speakable, and some
-# break the engines (piper's phonemizer refuses NUL). The whitespace ones (VT, FF, the separators 0x1c-0x1f,
-# NEL) become a space, the rest are dropped.
-_SPACE_CONTROLS = re.compile("[\x0b\x0c\x1c-\x1f\x85]")
-_OTHER_CONTROLS = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
-_SURROGATE = re.compile("[\ud800-\udfff]")  # a lone half of a UTF-16 pair, which JSON's \uXXXX can carry
 
 
 @dataclass(frozen=True)
@@ -87,9 +80,9 @@ def clean_text(value: Any, key: str = "text") -> str:
     delta); `parse_text` is for a whole text."""
     if not isinstance(value, str):
         raise BadRequest(f"`{key}` must be a string, got {type(value).__name__}")
-    if _SURROGATE.search(value):
+    if has_lone_surrogate(value):
         raise BadRequest(f"`{key}` contains a lone UTF-16 surrogate (\\ud800-\\udfff); send valid Unicode")
-    return _OTHER_CONTROLS.sub("", _SPACE_CONTROLS.sub(" ", value))
+    return strip_controls(value)
 
 
 def parse_text(value: Any, key: str = "text") -> str:
