@@ -155,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from csmstream.engine.factory import build_engine
+    from csmstream.pipeline.llm.default_model import with_default_llm
     from csmstream.server.app import create_app
     from csmstream.server.drain import DEFAULT_DRAIN_TIMEOUT_S, Drain
     from csmstream.server.log_redaction import install_log_redaction
@@ -166,8 +167,6 @@ def run(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     install_log_redaction()  # uvicorn logs URLs whole: no `?api_key=` may reach the log
-    from csmstream.pipeline.llm.default_model import with_default_llm
-
     settings, llm_line = with_default_llm(_settings(args))
     logging.getLogger("csmstream").info(llm_line)
     options = _options(args)
