@@ -245,27 +245,25 @@ def rss_mib(pid: int) -> float | None:
     return None
 
 
+def _nvidia_smi(query: str) -> str:
+    return subprocess.run(
+        ["nvidia-smi", query, "--format=csv,noheader,nounits"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    ).stdout
+
+
 def gpu_mib(pid: int) -> float | None:
     """Device memory nvidia-smi shows for `pid`, else for the whole GPU (a container may hide the pid)."""
     try:
-        apps = subprocess.run(
-            ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout
+        apps = _nvidia_smi("--query-compute-apps=pid,used_memory")
         for line in apps.splitlines():
             app_pid, used = (part.strip() for part in line.split(","))
             if app_pid == str(pid):
                 return float(used)
-        total = subprocess.run(
-            ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout
+        total = _nvidia_smi("--query-gpu=memory.used")
         return float(total.splitlines()[0])
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
         return None

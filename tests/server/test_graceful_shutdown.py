@@ -39,19 +39,24 @@ def _exit_status(server: ServerProcess) -> int:
         server.stop()
 
 
+def _start_long_stream(ws, max_seconds: float) -> None:
+    """A `synthesize` with request id `long`, once the engine has started it."""
+    send(
+        ws,
+        type="synthesize",
+        text="A long sentence to keep the slot busy.",
+        request_id="long",
+        max_seconds=max_seconds,
+    )
+    _wait_started(ws, "long")
+
+
 def test_sigterm_drains_running_streams_then_exits_zero(engine_args, tmp_path):
     server = start_server([*engine_args, "--max-slots", "2", "--drain-timeout", "300"], tmp_path / "voices")
     try:
         with open_ws(server) as ws:
             # the stream runs for seconds of wall time: the tiny model is far slower than real time on CPU
-            send(
-                ws,
-                type="synthesize",
-                text="A long sentence to keep the slot busy.",
-                request_id="long",
-                max_seconds=2.0,
-            )
-            _wait_started(ws, "long")
+            _start_long_stream(ws, max_seconds=2.0)
             server.process.send_signal(signal.SIGTERM)
 
             # 1. /health says draining, with 503
@@ -84,14 +89,7 @@ def test_streams_still_running_at_the_drain_timeout_end_with_a_shutdown_error(en
     server = start_server([*engine_args, "--max-slots", "2", "--drain-timeout", "1"], tmp_path / "voices")
     try:
         with open_ws(server) as ws:
-            send(
-                ws,
-                type="synthesize",
-                text="A long sentence to keep the slot busy.",
-                request_id="long",
-                max_seconds=10.0,
-            )  # far more than 1 s of wall time
-            _wait_started(ws, "long")
+            _start_long_stream(ws, max_seconds=10.0)  # far more than 1 s of wall time
             server.process.send_signal(signal.SIGTERM)
             log = gather_one(ws, "long", timeout_s=EXIT_TIMEOUT_S)
             assert log.final["type"] == "error", log.final

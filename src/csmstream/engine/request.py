@@ -20,6 +20,16 @@ FRAME_MS = 80.0
 DEFAULT_CHUNK_SCHEDULE_FRAMES: tuple[int, ...] = (2, 4, 8, 12)
 
 
+# The longest `max_seconds` a request may ask for, on every engine and protocol.
+MAX_SECONDS = 600.0
+
+
+def check_max_seconds(max_seconds: float | None) -> None:
+    """`BadRequest` unless `max_seconds` is None (no limit asked for) or in (0, MAX_SECONDS]."""
+    if max_seconds is not None and not 0 < max_seconds <= MAX_SECONDS:
+        raise BadRequest(f"`max_seconds` must be in (0, {MAX_SECONDS:g}], got {max_seconds:g}")
+
+
 def new_request_id() -> str:
     return "req_" + uuid.uuid4().hex[:16]
 

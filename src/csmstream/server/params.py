@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from csmstream.engine.request import SynthesisRequest, new_request_id
+from csmstream.engine.request import SynthesisRequest, check_max_seconds, new_request_id
 from csmstream.errors import BadRequest
 from csmstream.text.controls import has_lone_surrogate, strip_controls
 
@@ -16,8 +16,6 @@ MAX_TEMPERATURE = 5.0
 MAX_TOPK = 2048  # the codebook size: a larger top-k is the same as no top-k
 MAX_SEED = 2**63 - 1
 MAX_REQUEST_ID_CHARS = 128
-# The longest `max_seconds` a client may ask for, the same for every engine (CSM checks it too)
-MAX_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -64,8 +62,7 @@ def parse_params(fields: Mapping[str, Any]) -> SynthesisParams:
     if seed is not None and not 0 <= seed <= MAX_SEED:
         raise BadRequest(f"`seed` must be between 0 and 2**63-1, got {seed}")
     max_seconds = _number(fields, "max_seconds")
-    if max_seconds is not None and not 0 < max_seconds <= MAX_SECONDS:
-        raise BadRequest(f"`max_seconds` must be in (0, {MAX_SECONDS:g}], got {max_seconds:g}")
+    check_max_seconds(max_seconds)
     greedy = fields.get("greedy")
     if greedy is not None and not isinstance(greedy, bool):
         raise BadRequest(f"`greedy` must be true or false, got {greedy!r}")
