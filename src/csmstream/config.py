@@ -37,6 +37,19 @@ class Settings(BaseSettings):
         True, description="queue a new stream when it would push the active ones below real time"
     )
     max_text_chars: int = Field(2000, ge=1)
+    # fine-tuned voices (LoRA adapters, see model/lora.py)
+    max_adapters: int = Field(
+        4, ge=0, le=256, description="fine-tuned voices held on the device at once (0: serve none)"
+    )
+    max_lora_rank: int = Field(16, ge=1, le=512, description="the largest adapter rank served")
+    lora_targets: str = Field(
+        "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
+        description="the projections adapters may change (comma-separated); fewer: a smaller bank",
+    )
+    merge_voice: str = Field(
+        "",
+        description="merge this fine-tuned voice's adapter into the weights (a server for that voice only)",
+    )
     default_max_seconds: float | None = Field(
         None,
         gt=0,

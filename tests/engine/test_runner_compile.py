@@ -87,7 +87,7 @@ def test_compile_is_off_unless_on_cuda_or_asked_and_never_with_the_switch(checkp
 def test_warm_up_builds_every_shape_once_and_measures_each_batch_bucket(compiled):
     runner, measured, lines = compiled
     shapes = runner.step_shapes()
-    assert shapes == [(1, 16), (1, 32), (2, 16), (2, 32)]
+    assert shapes == [(1, 16, False), (1, 32, False), (2, 16, False), (2, 32, False)]
     assert [b for b, _ in measured] == [1, 2] and all(ms > 0 for _, ms in measured)
     assert len(lines) == len(shapes) + len(measured), lines
     stats = runner.compile_stats()

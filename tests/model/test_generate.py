@@ -39,7 +39,7 @@ def test_stops_at_the_all_zero_frame_without_yielding_it(tiny_model, monkeypatch
     real_generate_frame = tiny_model.generate_frame
     calls = []
 
-    def ends_after_three(hidden, sampling, depth_cache=None):
+    def ends_after_three(hidden, sampling, depth_cache=None, adapter_ids=None):
         calls.append(int(sampling.frame_index[0]))
         codes = real_generate_frame(hidden, sampling, depth_cache)
         return torch.zeros_like(codes) if len(calls) == 4 else codes

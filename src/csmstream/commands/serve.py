@@ -45,6 +45,22 @@ def add_parser(subparsers) -> None:
         "--voices-dir", default=None, help="the user voice library (default ~/.local/share/csmstream/voices)"
     )
     p.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    # fine-tuned voices
+    p.add_argument(
+        "--max-adapters",
+        type=int,
+        default=None,
+        help="fine-tuned voices (LoRA adapters) held on the device at once; 0 serves none (default 4)",
+    )
+    p.add_argument(
+        "--max-lora-rank", type=int, default=None, help="the largest adapter rank served (default 16)"
+    )
+    p.add_argument(
+        "--merge-voice",
+        default=None,
+        metavar="VOICE_ID",
+        help="merge this fine-tuned voice's adapter into the weights: fastest for a server of that one voice",
+    )
     # the conversation (/v1/realtime)
     p.add_argument(
         "--llm-base-url", default=None, help="OpenAI-compatible chat endpoint, e.g. http://localhost:11434/v1"
@@ -103,6 +119,9 @@ def _settings(args: argparse.Namespace):
         "device": args.device,
         "dtype": args.dtype,
         "voices_dir": args.voices_dir,
+        "max_adapters": args.max_adapters,
+        "max_lora_rank": args.max_lora_rank,
+        "merge_voice": args.merge_voice,
         "llm_base_url": args.llm_base_url,
         "llm_model": args.llm_model,
         "llm_api_key": args.llm_api_key,

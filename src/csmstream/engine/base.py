@@ -28,6 +28,8 @@ class EngineStats:
     side_work_ms_avg: float | None = None  # mean time per iteration besides the step (prefill, audio encode)
     # how the step runs: compiled shapes, recompiles and graph breaks since warm-up (ModelRunner.compile_stats)
     compile: dict | None = None
+    # fine-tuned voices: the LoRA adapter bank's capacity, adapters loaded / in use, loads so far (CSM only)
+    adapters: dict | None = None
 
 
 class RequestHandle(abc.ABC):

@@ -12,6 +12,10 @@ each request's events from its `Collector`. The engine thread loops:
 Before it serves, the engine thread warms up: every compiled step shape is built and the step's cost is
 measured at each batch bucket (the scheduler's first cost curve); `status` is `starting` until then.
 
+Fine-tuned voices (a voice with a LoRA adapter) share the same steps: the model has an adapter bank
+(model/lora.py), the pool (adapter_pool.py) says which adapter sits at which bank index, and each slot runs
+with its voice's index. A server for one voice may instead merge that voice's adapter into the weights.
+
 An exception inside one session's work ends that session with an `internal` error; the others go on. Work
 that keeps failing whoever runs it (a device error that persists) turns the engine `unhealthy`: every
 session ends with an error, new requests are refused, and `on_fatal` tells the server to exit non-zero.
@@ -29,6 +33,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 import torch
 
+from csmstream.engine.adapter_pool import AdapterKey, AdapterPool
 from csmstream.engine.base import EngineStats, EngineStatus, RequestHandle, SpeechEngine
 from csmstream.engine.collector import Collector
 from csmstream.engine.events import AudioChunk, Finished, FinishReason, Queued, Started
@@ -47,6 +52,8 @@ from csmstream.engine.scheduler import PrefillChunk, Scheduler, SchedulerConfig
 from csmstream.engine.session import Session
 from csmstream.engine.speech_length import expected_seconds, runaway_seconds
 from csmstream.errors import BadRequest, Busy, CsmstreamError, TextTooLong
+from csmstream.model.adapter_files import AdapterError, load_adapter
+from csmstream.model.lora import ADAPTABLE, AdapterBank, LoraWeights, merge_into_weights
 from csmstream.model.sampling import SamplingParams
 
 log = logging.getLogger("csmstream.engine")
@@ -79,23 +86,47 @@ class CsmEngine(SpeechEngine):
         realtime_admission: bool = True,
         compile: bool = False,
         model_name: str | None = None,
+        max_adapters: int = 4,
+        max_lora_rank: int = 16,
+        lora_targets: tuple[str, ...] = ADAPTABLE,
+        merge_voice: str | None = None,
     ):
+        """`max_adapters`: fine-tuned voices held on the device at once (0: none are served); `max_lora_rank`
+        and `lora_targets` size the adapter bank. `merge_voice`: merge that voice's adapter into the weights
+        (a server for one fine-tuned voice: no per-step adapter cost; no other fine-tuned voice is served)."""
         # One thread does all of this engine's torch work, loading included. CPU kernels run on OpenMP
         # thread teams, one per calling thread; a second busy team (say the main thread's, left over from
         # loading) made every step 2.5x slower on 2 cores. So the checkpoint is loaded on the engine thread.
         self._torch_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csmstream-engine")
         num_threads = torch.get_num_threads()
+        self.voices = voices
+        self.merged_voice: AdapterKey | None = None
+        self.adapter_bank: AdapterBank | None = None
+        self.adapter_pool: AdapterPool | None = None
 
         def build() -> None:
             torch.set_num_threads(num_threads)
             ckpt = checkpoint() if callable(checkpoint) else checkpoint
             rows = min(max_rows, ckpt.config.backbone.max_positions)
             self.checkpoint = ckpt
-            self.runner = ModelRunner(ckpt.model, ckpt.codec, max_slots, rows, compile=compile)
+            if merge_voice is not None:
+                self._merge_voice(ckpt.model, merge_voice)
+            elif max_adapters > 0:
+                self.adapter_bank = AdapterBank(ckpt.model, max_adapters, max_lora_rank, lora_targets)
+                self.adapter_pool = AdapterPool(
+                    max_adapters, self.adapter_bank.write, self.adapter_bank.clear
+                )
+            self.runner = ModelRunner(
+                ckpt.model,
+                ckpt.codec,
+                max_slots,
+                rows,
+                compile=compile,
+                adapters=self.adapter_bank is not None,
+            )
             self.prompts = PromptAssembler(ckpt.tokenizer, self.runner.encode_audio, max_rows=rows)
 
         self._torch_thread.submit(build).result()  # re-raises a loading error here, in the caller
-        self.voices = voices
         self.model_name = model_name or str(getattr(self.checkpoint, "path", "csm"))
         self.max_text_chars = max_text_chars
         self.default_max_seconds = default_max_seconds
@@ -144,6 +175,7 @@ class CsmEngine(SpeechEngine):
         session = Session(request=self._validated(request), submitted_at_s=time.monotonic())
         if request.voice_id:
             session.extra["voice"] = self.voices.get(request.voice_id)  # raises UnknownVoice
+            self._check_adapter_served(session.extra["voice"])
         collector = Collector(request.request_id, self._loop, on_cancel=lambda: self._request_cancel(session))
         session.extra["collector"] = collector
         with self._lock:
@@ -178,7 +210,66 @@ class CsmEngine(SpeechEngine):
                 step_per_stream_ms=None if cost is None else cost.per_stream_ms,
                 side_work_ms_avg=scheduler.side_work_ms(),
                 compile=compile_stats,
+                adapters=self._adapter_stats(),
             )
+
+    def _adapter_stats(self) -> dict:
+        pool, bank = self.adapter_pool, self.adapter_bank
+        return {
+            "capacity": 0 if pool is None else pool.capacity,
+            "loaded": 0 if pool is None else pool.loaded,
+            "in_use": 0 if pool is None else pool.in_use,
+            "loads": 0 if pool is None else pool.loads,
+            "max_rank": None if bank is None else bank.max_rank,
+            "bytes_per_adapter": None if bank is None else bank.nbytes_per_adapter,
+            "merged_voice": None if self.merged_voice is None else self.merged_voice[0],
+        }
+
+    # ---- fine-tuned voices ---------------------------------------------------------------------------
+    def _merge_voice(self, model, voice_id: str) -> None:
+        if self.voices is None:
+            raise CsmstreamError("--merge-voice needs a voice library")
+        voice = self.voices.get(voice_id)
+        if voice.adapter_dir is None:
+            raise BadRequest(f"voice {voice_id!r} has no fine-tuned adapter to merge")
+        merge_into_weights(load_adapter(voice.adapter_dir, model), model)
+        self.merged_voice = (voice.voice_id, voice.revision)
+        log.info("merged the adapter of voice %r into the weights", voice_id)
+
+    def _check_adapter_served(self, voice) -> None:
+        """BadRequest, before any queueing, for a fine-tuned voice this server cannot speak."""
+        if voice is None or voice.adapter_dir is None or self.adapter_pool is not None:
+            return
+        if self.merged_voice is not None:
+            if self.merged_voice == (voice.voice_id, voice.revision):
+                return
+            raise BadRequest(
+                f"this server merged voice {self.merged_voice[0]!r} into its weights and serves no other "
+                f"fine-tuned voice ({voice.voice_id!r} is one)"
+            )
+        raise BadRequest(
+            f"voice {voice.voice_id!r} is fine-tuned, and this server holds no adapters (--max-adapters 0)"
+        )
+
+    def _acquire_adapter(self, session: Session, voice) -> int:
+        """The bank index the session speaks through (0: the base weights), loading the adapter if needed."""
+        if voice is None or voice.adapter_dir is None or self.adapter_pool is None:
+            return 0  # a merged voice speaks through the (merged) base weights
+        key = (voice.voice_id, voice.revision)
+        index = self.adapter_pool.acquire(key, lambda: self._load_adapter(voice))
+        session.extra["adapter_key"] = key
+        return index
+
+    def _load_adapter(self, voice) -> LoraWeights:
+        adapter = load_adapter(voice.adapter_dir, self.checkpoint.model)
+        try:
+            self.adapter_bank.check(adapter)
+        except ValueError as exc:
+            raise AdapterError(
+                f"voice {voice.voice_id!r}: {exc}; raise --max-lora-rank to serve it"
+            ) from None
+        log.info("loaded the adapter of voice %r (rank %d)", voice.voice_id, adapter.rank)
+        return adapter
 
     def _validated(self, request: SynthesisRequest) -> SynthesisRequest:
         text = request.text.strip() if isinstance(request.text, str) else ""
@@ -325,7 +416,8 @@ class CsmEngine(SpeechEngine):
         session.prompt_rows = prompt.num_rows
         session.max_frames = max(0, min(frame_limit, self.runner.max_rows - prompt.num_rows))
         session.extra.update(pcm=[], pending_frames=0, seq=0, codes=[], sampling=sampling)
-        self.runner.start_slot(session.slot, sampling)
+        adapter_index = self._acquire_adapter(session, voice)  # released in _finish
+        self.runner.start_slot(session.slot, sampling, adapter_index)
         # the voice prefix: copied from the cache, or prefilled now and saved once its rows are written
         if voice is not None and prompt.prefix_rows > 0:
             entry = self.prefix_cache.get(voice.voice_id, voice.revision)
@@ -455,6 +547,9 @@ class CsmEngine(SpeechEngine):
             self._emit_chunk(session)  # the tail that did not fill a whole chunk
         with self._lock:
             self.scheduler.finish(session)  # the slot is free from here on
+        adapter_key = session.extra.pop("adapter_key", None)
+        if adapter_key is not None:
+            self.adapter_pool.release(adapter_key)
         now = time.monotonic()
         audio_seconds = session.num_frames * FRAME_SAMPLES / SAMPLE_RATE
         ttfa_ms = (

@@ -19,6 +19,11 @@ slots [0, P), P the smallest batch bucket holding every scheduled slot, with a k
 geometric buckets (`step_shapes`). Slots of [0, P) not scheduled ride along idle: their `valid` row is False,
 so nothing of theirs is committed, and their KV row goes to the scratch row that no query ever reads. The
 backbone then reads the cache as a view (no per-layer gather). `warm_up` builds every shape before traffic.
+
+LoRA adapters (with `adapters=True`: the model has an AdapterBank attached, see model/lora.py): each slot
+carries its bank index (0: the base model) in a static per-slot buffer; a step in which some scheduled slot
+speaks through an adapter runs the variant of its shape that adds the gathered per-row LoRA deltas, and a
+step of base voices only runs the plain shape, at the base model's cost.
 """
 
 from __future__ import annotations
@@ -132,6 +137,7 @@ class ModelRunner:
         compile_backend: str = "inductor",
         compile_any_device: bool = False,
         cuda_graphs: bool | None = None,
+        adapters: bool = False,
     ):
         """`compile`: torch.compile the step's stages with `compile_backend`, on CUDA only unless
         `compile_any_device` (tests: "aot_eager" on the CPU); CSMSTREAM_NO_COMPILE=1 turns it off.
@@ -162,6 +168,11 @@ class ModelRunner:
         self.seed = torch.zeros(max_slots, dtype=torch.int64, device=self.device)
         self.topk_host = [1] * max_slots  # the same top-k values on the host: the sampler's bound, no sync
         self.decoder_state = codec.new_decoder_state(max_slots, device=self.device)
+        self.adapters = adapters  # the model has an AdapterBank: slots may speak through LoRA adapters
+        self.slot_adapter = torch.zeros(
+            max_slots, dtype=torch.int64, device=self.device
+        )  # bank index per slot
+        self.slot_adapter_host = [0] * max_slots
         # 2. the frame's stages, compiled or not, and the function a step calls (tests may wrap `_frame_fn`)
         self._eager_stages = _Stages(depth=None, audio=self._frame_audio, backbone=self._frame_backbone)
         self._stages = self._eager_stages
@@ -211,15 +222,19 @@ class ModelRunner:
 
     # ---- a slot's life -------------------------------------------------------------------------------
     @torch.inference_mode()
-    def start_slot(self, slot: int, sampling: SamplingParams) -> None:
-        """A new session takes `slot`: its sampling settings, a fresh decoder state. (Stale KV rows past the
-        session's length are masked out by attention, so the cache row needs no clearing.)"""
+    def start_slot(self, slot: int, sampling: SamplingParams, adapter_index: int = 0) -> None:
+        """A new session takes `slot`: its sampling settings, its LoRA adapter's bank index (0: none), a fresh
+        decoder state. (Stale KV rows past the session's length are masked out by attention, so the cache row
+        needs no clearing.)"""
         assert sampling.seed is not None, "resolve the seed (SamplingParams.with_seed) before a slot starts"
+        assert adapter_index == 0 or self.adapters, "this runner's model has no adapter bank"
         self.temperature[slot] = sampling.temperature
         self.topk[slot] = sampling.topk
         self.topk_host[slot] = sampling.topk
         self.greedy[slot] = sampling.greedy
         self.seed[slot] = sampling.seed
+        self.slot_adapter[slot] = adapter_index
+        self.slot_adapter_host[slot] = adapter_index
         mask = torch.zeros(self.max_slots, dtype=torch.bool, device=self.device)
         mask[slot] = True
         self.decoder_state.reset(mask)
@@ -249,7 +264,10 @@ class ModelRunner:
         slot_ids = torch.tensor([slot], device=self.device)
         starts = torch.tensor([start_row], device=self.device)
         kv_len = self._kv_len(start_row + num_rows)
-        hidden = self.model.backbone_forward(embeds, self.cache, slot_ids, starts, kv_len)  # (1, T, D)
+        adapter_ids = self.slot_adapter[slot_ids] if self.slot_adapter_host[slot] else None
+        hidden = self.model.backbone_forward(
+            embeds, self.cache, slot_ids, starts, kv_len, adapter_ids=adapter_ids
+        )  # (1, T, D)
         if is_last:
             self.hidden[slot] = hidden[0, -1]
 
@@ -263,6 +281,7 @@ class ModelRunner:
         assert 0 <= min(slots) and max(slots) < self.max_slots, f"slots must be in [0, {self.max_slots})"
         kv_len = self._kv_len(max(positions) + 1)
         max_topk = self._topk_bound(slots)
+        with_adapters = any(self.slot_adapter_host[s] for s in slots)
         armed = self.fail_next_step_at is not None
         assert not armed or self.fail_next_step_at in FAULT_STAGES, f"fault stages: {FAULT_STAGES}"
         if self.pad_to_buckets:
@@ -274,20 +293,20 @@ class ModelRunner:
             if armed:  # a fault to inject: the plain stages, where every stage is reachable
                 codes, pcm = self._make_frame(
                     *self._device_rows(list(range(width)), row_positions, row_frames, valid),
-                    kv_len, max_topk, True, eager=True,
+                    kv_len, max_topk, True, with_adapters, eager=True,
                 )  # fmt: skip
             else:
-                self._note_shape(width, kv_len)
-                key = (width, kv_len, max_topk)
+                self._note_shape(width, kv_len, with_adapters)
+                key = (width, kv_len, max_topk, with_adapters)
                 codes, pcm = self._graphs.run(self._frame_fn, key, row_positions, row_frames, valid)
             rows = slots
         else:
             inputs = (*self._device_rows(slots, positions, frame_indices), None)  # valid=None: no idle rows
             if armed:
-                codes, pcm = self._make_frame(*inputs, kv_len, max_topk, False, eager=True)
+                codes, pcm = self._make_frame(*inputs, kv_len, max_topk, False, with_adapters, eager=True)
             else:
-                self._note_shape(len(slots), kv_len)
-                codes, pcm = self._frame_fn(*inputs, kv_len, max_topk, False)
+                self._note_shape(len(slots), kv_len, with_adapters)
+                codes, pcm = self._frame_fn(*inputs, kv_len, max_topk, False, with_adapters)
             rows = list(range(len(slots)))
         codes_host = codes.cpu().numpy()[rows]  # the step's one host sync
         pcm_host = pcm.float().cpu().numpy()[rows]
@@ -317,11 +336,13 @@ class ModelRunner:
         kv_len: int,
         max_topk: int | None,
         cache_view: bool,  # slot_ids is 0..P-1: the backbone reads the cache as a view
+        with_adapters: bool = False,  # rows read their slot's LoRA adapter (some row has one)
         eager: bool = False,  # the plain stages even when compiled (fault injection)
     ) -> tuple[torch.Tensor, torch.Tensor]:
         stages = self._eager_stages if eager else self._stages
+        adapter_ids = self.slot_adapter.index_select(0, slot_ids) if with_adapters else None  # (P,)
         # 1. codes of the next frame from each slot's last hidden state
-        codes = self._frame_codes(slot_ids, frame_index, max_topk, stages.depth)  # (P, K)
+        codes = self._frame_codes(slot_ids, frame_index, max_topk, stages.depth, adapter_ids)  # (P, K)
         self._fault_point("after_codes")
         # 2. its audio through each slot's streaming decoder, staged: the state is not written yet
         pcm, decoder_rows, decoder_positions = stages.audio(codes, slot_ids)  # (P, S)
@@ -331,7 +352,9 @@ class ModelRunner:
         if self.fail_next_step_at == "in_backbone":
             hook = self.model.backbone.layers[-1].register_forward_pre_hook(self._fail)
         try:
-            hidden = stages.backbone(codes, None if cache_view else slot_ids, positions, kv_len)  # (P, D)
+            hidden = stages.backbone(
+                codes, None if cache_view else slot_ids, positions, kv_len, adapter_ids
+            )  # (P, D)
         finally:
             if hook is not None:
                 hook.remove()
@@ -350,6 +373,7 @@ class ModelRunner:
         frame_index: torch.Tensor,
         max_topk: int | None,
         depth_stages: tuple[Callable, Callable, Callable] | None,
+        adapter_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         sampling = BatchSampling(
             temperature=self.temperature[slot_ids],
@@ -359,7 +383,9 @@ class ModelRunner:
             frame_index=frame_index,
             max_topk=max_topk,
         )
-        return self.model.generate_frame(self.hidden[slot_ids], sampling, stages=depth_stages)  # (P, K)
+        return self.model.generate_frame(
+            self.hidden[slot_ids], sampling, stages=depth_stages, adapter_ids=adapter_ids
+        )  # (P, K)
 
     def _frame_audio(
         self, codes: torch.Tensor, slot_ids: torch.Tensor
@@ -369,11 +395,17 @@ class ModelRunner:
         return pcm[:, 0], staged.tensors, staged.positions
 
     def _frame_backbone(
-        self, codes: torch.Tensor, cache_slots: torch.Tensor | None, positions: torch.Tensor, kv_len: int
+        self,
+        codes: torch.Tensor,
+        cache_slots: torch.Tensor | None,
+        positions: torch.Tensor,
+        kv_len: int,
+        adapter_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         tokens, mask = self.model.frame_rows(codes)  # (P, 1, 33)
         embeds = self.model.embed_rows(tokens, mask)
-        return self.model.backbone_forward(embeds, self.cache, cache_slots, positions, kv_len)[:, 0]
+        hidden = self.model.backbone_forward(embeds, self.cache, cache_slots, positions, kv_len, adapter_ids)
+        return hidden[:, 0]
 
     def _kv_len(self, needed_rows: int) -> int:
         return next(b for b in self.kv_buckets if b >= needed_rows)
@@ -385,9 +417,9 @@ class ModelRunner:
             return None
         return topk_bound(self.topk_host[s] for s in slots)
 
-    def _note_shape(self, width: int, kv_len: int) -> None:
+    def _note_shape(self, width: int, kv_len: int, with_adapters: bool = False) -> None:
         if self.compiled and self._stages is not self._eager_stages:
-            self._compiled_shapes.add((width, kv_len))
+            self._compiled_shapes.add((width, kv_len, with_adapters))
 
     # ---- faults (tests) ------------------------------------------------------------------------------
     def _fault_point(self, stage: str) -> None:
@@ -399,11 +431,13 @@ class ModelRunner:
         raise InjectedFault(f"injected fault at {stage}")
 
     # ---- warm-up and compile figures -----------------------------------------------------------------
-    def step_shapes(self) -> list[tuple[int, int]]:
-        """(batch rows, kv_len) of every step shape: all pairs when shapes are static, else one per batch."""
+    def step_shapes(self) -> list[tuple[int, int, bool]]:
+        """(batch rows, kv_len, with adapters) of every step shape: all of them when shapes are static (the
+        adapter variant of each too when the model has an adapter bank), else one per batch."""
         if self.pad_to_buckets:
-            return [(width, kv_len) for width in self.buckets for kv_len in self.kv_buckets]
-        return [(width, self.kv_buckets[-1]) for width in self.buckets]
+            variants = (False, True) if self.adapters else (False,)
+            return [(w, kv, lora) for lora in variants for w in self.buckets for kv in self.kv_buckets]
+        return [(width, self.kv_buckets[-1], False) for width in self.buckets]
 
     @torch.inference_mode()
     def warm_up(self, progress: Callable[[str], None] | None = None) -> list[tuple[int, float]]:
@@ -416,19 +450,20 @@ class ModelRunner:
         say = progress or (lambda line: None)
         shapes = self.step_shapes()
         # 1. one step of each shape: on CUDA this compiles and captures; a failure to compile falls back
-        for i, (width, kv_len) in enumerate(shapes, start=1):
+        for i, (width, kv_len, with_adapters) in enumerate(shapes, start=1):
             t0 = time.perf_counter()
             try:
-                self._idle_step(width, kv_len)
+                self._idle_step(width, kv_len, with_adapters)
             except Exception as exc:
                 if self._stages is self._eager_stages and not self.cuda_graphs:
                     raise  # nothing to fall back from: the step itself fails
                 self._fall_back_to_eager(exc)
                 say(f"compile failed ({self.compile_error}); running eagerly")
-                self._idle_step(width, kv_len)
+                self._idle_step(width, kv_len, with_adapters)
             self._sync()
             ms = (time.perf_counter() - t0) * 1000.0
-            say(f"step shape {i}/{len(shapes)}: batch {width}, kv span {kv_len} rows ({ms:.0f} ms)")
+            variant = ", LoRA adapters" if with_adapters else ""
+            say(f"step shape {i}/{len(shapes)}: batch {width}, kv span {kv_len} rows{variant} ({ms:.0f} ms)")
         # 2. steady-state step time per batch bucket
         measured = []
         typical_kv_len = self._kv_len(max(1, int(self.max_rows * TYPICAL_KV_FRACTION)))
@@ -445,17 +480,17 @@ class ModelRunner:
             self._graphs_after_warm_up = self._backend.graphs
         return measured
 
-    def _idle_step(self, width: int, kv_len: int) -> None:
+    def _idle_step(self, width: int, kv_len: int, with_adapters: bool = False) -> None:
         """A step over slots [0, width) with every row idle: the full work of a real step, no state changed."""
         max_topk = None if self.compiled or self.cuda_graphs else topk_bound([SamplingParams().topk])
         positions, frame_indices, valid = [self.scratch_row] * width, [0] * width, [False] * width
         if self.pad_to_buckets:
-            self._note_shape(width, kv_len)
-            key = (width, kv_len, max_topk)
+            self._note_shape(width, kv_len, with_adapters)
+            key = (width, kv_len, max_topk, with_adapters)
             codes, _ = self._graphs.run(self._frame_fn, key, positions, frame_indices, valid)
         else:
             inputs = self._device_rows(list(range(width)), positions, frame_indices, valid)
-            codes, _ = self._frame_fn(*inputs, kv_len, max_topk, False)
+            codes, _ = self._frame_fn(*inputs, kv_len, max_topk, False, with_adapters)
         codes.cpu()  # like a real step: includes the host transfer
 
     def _fall_back_to_eager(self, exc: Exception) -> None:

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import torch
 
-# (slot_ids, positions, frame_index, valid, kv_len, max_topk, cache_view) → codes (P, K), pcm (P, S)
+# (slot_ids, positions, frame_index, valid, kv_len, max_topk, cache_view, with_adapters) → codes (P, K), pcm (P, S)
 FrameFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
-ShapeKey = tuple[int, int, int | None]  # (P rows, kv_len, top-k bound)
+ShapeKey = tuple[int, int, int | None, bool]  # (P rows, kv_len, top-k bound, rows read LoRA adapters)
 # Turns a function of the static buffers into (replay, its outputs): CUDA graphs on CUDA; tests pass a
 # stand-in that simply calls the function again, to run the code around the graph on the CPU.
 Capture = Callable[
@@ -114,9 +114,16 @@ class StepGraphs:
         return shape
 
     def _call(self, frame_fn: FrameFn, key: ShapeKey, shape: _Shape) -> tuple[torch.Tensor, torch.Tensor]:
-        _, kv_len, max_topk = key
+        _, kv_len, max_topk, with_adapters = key
         return frame_fn(
-            shape.slot_ids, shape.positions, shape.frame_index, shape.valid, kv_len, max_topk, True
+            shape.slot_ids,
+            shape.positions,
+            shape.frame_index,
+            shape.valid,
+            kv_len,
+            max_topk,
+            True,
+            with_adapters,
         )
 
     def _capture(self, frame_fn: FrameFn, key: ShapeKey, shape: _Shape) -> None:

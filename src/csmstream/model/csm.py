@@ -93,15 +93,19 @@ class CsmModel(nn.Module):
         slot_ids: torch.Tensor | None,
         start_positions: torch.Tensor,
         kv_len: int | None = None,
+        adapter_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """embeds (B, T, D) of rows [start, start + T) of each slot → hidden states (B, T, D).
+        `adapter_ids` (B,): each row's LoRA adapter (its index in the attached AdapterBank; None: none).
 
         Writes the rows' keys/values into `cache` slot `slot_ids[b]` (None: slots 0..B-1, a view, no gather)
         and attends causally over that slot's rows [0, start + t]. `kv_len` >= max(start) + T bounds the
         attention span (a static bucket chosen by the caller); rows at or past it must not be needed.
         With `cache=None` the T rows attend among themselves only (training, tests).
         """
-        return self.backbone(embeds, start_positions, cache=cache, slot_ids=slot_ids, kv_len=kv_len)
+        return self.backbone(
+            embeds, start_positions, cache=cache, slot_ids=slot_ids, kv_len=kv_len, adapter_ids=adapter_ids
+        )
 
     # ---- one frame ----------------------------------------------------------------------------------
 
@@ -143,8 +147,10 @@ class CsmModel(nn.Module):
         sampling: BatchSampling,
         depth_cache: KVCache | None = None,
         stages: tuple[Callable, Callable, Callable] | None = None,
+        adapter_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """(B, D) last backbone hidden state of each row → (B, K) int64 codes of the next frame.
+        `adapter_ids` (B,): each row's LoRA adapter in the depth decoder (None: none).
 
         `depth_cache` (optional, from `new_depth_cache(B)`) lets a caller reuse one buffer; it is overwritten.
         `stages` (optional) replaces (`frame_start`, `frame_codebook`, `frame_last_codebook`) with the same
@@ -158,17 +164,21 @@ class CsmModel(nn.Module):
         cache = self.new_depth_cache(batch, hidden_last.device) if depth_cache is None else depth_cache
         start, middle, last = stages or (self.frame_start, self.frame_codebook, self.frame_last_codebook)
         # 1. codebook 0 from the backbone, the depth decoder primed with positions 0, 1
-        code, hidden = start(hidden_last, sampling, cache)
+        code, hidden = start(hidden_last, sampling, cache, adapter_ids)
         codes = [code]
         # 2. codebooks 1..K-2, each fed back at the next position; 3. the last one, with nothing to feed back
         for i in range(1, k - 1):
-            code, hidden = middle(hidden, sampling, cache, self.codebook_indices[i])
+            code, hidden = middle(hidden, sampling, cache, self.codebook_indices[i], adapter_ids)
             codes.append(code)
         codes.append(last(hidden, sampling, self.codebook_indices[k - 1]))
         return torch.stack(codes, dim=1)
 
     def frame_start(
-        self, hidden_last: torch.Tensor, sampling: BatchSampling, cache: KVCache
+        self,
+        hidden_last: torch.Tensor,
+        sampling: BatchSampling,
+        cache: KVCache,
+        adapter_ids: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, D) backbone state → codebook 0 (B,) and the depth decoder's state at position 1 (B, D_depth),
         after [backbone state, embedding of code 0] went in at positions 0, 1."""
@@ -176,7 +186,8 @@ class CsmModel(nn.Module):
         code = sample_codes(self.codebook0_logits(hidden_last), sampling, 0, self.config.codebook_size)
         first = torch.cat((self.projection(hidden_last)[:, None], self.depth_inputs(code, 0)), dim=1)
         start = torch.zeros(batch, dtype=torch.int64, device=hidden_last.device)
-        hidden = self.depth_decoder(first, start, cache=cache, kv_len=cache.max_rows)[:, -1]
+        hidden = self.depth_decoder(first, start, cache=cache, kv_len=cache.max_rows, adapter_ids=adapter_ids)
+        hidden = hidden[:, -1]
         # strides like frame_codebook's output (a size-1 batch counts too): one compiled graph takes both
         return code, hidden.clone(memory_format=torch.contiguous_format)
 
@@ -186,6 +197,7 @@ class CsmModel(nn.Module):
         sampling: BatchSampling,
         cache: KVCache,
         codebook_index: torch.Tensor,
+        adapter_ids: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Depth state at position i (B, D_depth), i a 0-d int64 tensor → codebook i (B,) and the state at
         position i + 1 after code i went in. The static kv_len keeps every codebook the same shape."""
@@ -197,7 +209,11 @@ class CsmModel(nn.Module):
         )
         position = (codebook_index + 1).expand(depth_hidden.shape[0])  # (B,)
         hidden = self.depth_decoder(
-            self.depth_inputs(code, codebook_index), position, cache=cache, kv_len=cache.max_rows
+            self.depth_inputs(code, codebook_index),
+            position,
+            cache=cache,
+            kv_len=cache.max_rows,
+            adapter_ids=adapter_ids,
         )[:, -1]
         return code, hidden
 

@@ -15,6 +15,7 @@ from torch import nn
 
 from csmstream.model.csm_config import RopeConfig, TransformerConfig
 from csmstream.model.kv_cache import KVCache
+from csmstream.model.lora import Projection, project
 
 
 class RMSNorm(nn.Module):
@@ -111,10 +112,10 @@ class Attention(nn.Module):
         self.num_heads = config.num_heads
         self.num_kv_heads = config.num_kv_heads
         self.head_dim = config.head_dim
-        self.q_proj = nn.Linear(config.dim, config.num_heads * config.head_dim, bias=False)
-        self.k_proj = nn.Linear(config.dim, config.num_kv_heads * config.head_dim, bias=False)
-        self.v_proj = nn.Linear(config.dim, config.num_kv_heads * config.head_dim, bias=False)
-        self.o_proj = nn.Linear(config.num_heads * config.head_dim, config.dim, bias=False)
+        self.q_proj = Projection(config.dim, config.num_heads * config.head_dim, bias=False)
+        self.k_proj = Projection(config.dim, config.num_kv_heads * config.head_dim, bias=False)
+        self.v_proj = Projection(config.dim, config.num_kv_heads * config.head_dim, bias=False)
+        self.o_proj = Projection(config.num_heads * config.head_dim, config.dim, bias=False)
 
     def forward(
         self,
@@ -127,11 +128,12 @@ class Attention(nn.Module):
         slot_ids: torch.Tensor | None,
         positions: torch.Tensor,  # (B, T)
         kv_len: int,
+        adapter_ids: torch.Tensor | None = None,  # (B,) LoRA bank index of each row (see lora.py)
     ) -> torch.Tensor:
         batch, num_rows, _ = x.shape
-        q = self.q_proj(x).view(batch, num_rows, self.num_heads, self.head_dim)
-        k = self.k_proj(x).view(batch, num_rows, self.num_kv_heads, self.head_dim)
-        v = self.v_proj(x).view(batch, num_rows, self.num_kv_heads, self.head_dim)
+        q = project(self.q_proj, x, adapter_ids).view(batch, num_rows, self.num_heads, self.head_dim)
+        k = project(self.k_proj, x, adapter_ids).view(batch, num_rows, self.num_kv_heads, self.head_dim)
+        v = project(self.v_proj, x, adapter_ids).view(batch, num_rows, self.num_kv_heads, self.head_dim)
         q = apply_rotary(q, cos, sin)
         k = apply_rotary(k, cos, sin)
         if cache is not None:
@@ -140,7 +142,8 @@ class Attention(nn.Module):
         else:
             keys, values = k.transpose(1, 2), v.transpose(1, 2)
         out = attend(q.transpose(1, 2), keys, values, bias)  # (B, H, T, D)
-        return self.o_proj(out.transpose(1, 2).reshape(batch, num_rows, self.num_heads * self.head_dim))
+        out = out.transpose(1, 2).reshape(batch, num_rows, self.num_heads * self.head_dim)
+        return project(self.o_proj, out, adapter_ids)
 
 
 class FeedForward(nn.Module):
@@ -148,12 +151,13 @@ class FeedForward(nn.Module):
 
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
-        self.gate_proj = nn.Linear(config.dim, config.ffn_dim, bias=False)
-        self.up_proj = nn.Linear(config.dim, config.ffn_dim, bias=False)
-        self.down_proj = nn.Linear(config.ffn_dim, config.dim, bias=False)
+        self.gate_proj = Projection(config.dim, config.ffn_dim, bias=False)
+        self.up_proj = Projection(config.dim, config.ffn_dim, bias=False)
+        self.down_proj = Projection(config.ffn_dim, config.dim, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+    def forward(self, x: torch.Tensor, adapter_ids: torch.Tensor | None = None) -> torch.Tensor:
+        gated = F.silu(project(self.gate_proj, x, adapter_ids)) * project(self.up_proj, x, adapter_ids)
+        return project(self.down_proj, gated, adapter_ids)
 
 
 class Block(nn.Module):
@@ -166,9 +170,11 @@ class Block(nn.Module):
         self.mlp_norm = RMSNorm(config.dim, config.norm_eps)
         self.mlp = FeedForward(config)
 
-    def forward(self, x: torch.Tensor, **attention_args) -> torch.Tensor:
-        x = x + self.attention(self.attn_norm(x), **attention_args)
-        return x + self.mlp(self.mlp_norm(x))
+    def forward(
+        self, x: torch.Tensor, adapter_ids: torch.Tensor | None = None, **attention_args
+    ) -> torch.Tensor:
+        x = x + self.attention(self.attn_norm(x), adapter_ids=adapter_ids, **attention_args)
+        return x + self.mlp(self.mlp_norm(x), adapter_ids)
 
 
 class Transformer(nn.Module):
@@ -206,6 +212,7 @@ class Transformer(nn.Module):
         cache: KVCache | None = None,
         slot_ids: torch.Tensor | None = None,  # (B,) cache slot of each row; None: slots 0..B-1
         kv_len: int | None = None,
+        adapter_ids: torch.Tensor | None = None,  # (B,) LoRA bank index of each row; None: no adapters
     ) -> torch.Tensor:
         """(B, T, dim) hidden states. With a cache: writes rows [start, start + T) of each slot and attends
         over that slot's keys [0, start + t] within [0, kv_len). Without: causal attention over the T inputs."""
@@ -234,5 +241,6 @@ class Transformer(nn.Module):
                 slot_ids=slot_ids,
                 positions=positions,
                 kv_len=kv_len,
+                adapter_ids=adapter_ids,
             )
         return self.norm(x)

@@ -36,6 +36,7 @@ async def health(request: Request) -> JSONResponse:
         "step_per_stream_ms": stats.step_per_stream_ms,
         "side_work_ms_avg": stats.side_work_ms_avg,
         "compile": stats.compile,
+        "adapters": stats.adapters,  # fine-tuned voices: bank capacity, loaded, in use (CSM only)
         # the conversation (/v1/realtime): whether an LLM will answer, so a page can say so before anyone speaks
         "llm": _llm(request, ctx.settings),
     }

@@ -24,6 +24,12 @@ COMPILE_FIGURES = {
     "recompiles_after_warmup": "Graphs compiled after warm-up (should stay 0)",
     "graph_breaks": "Graph breaks seen by torch.compile",
 }
+ADAPTER_FIGURES = {
+    "capacity": "Fine-tuned voices (LoRA adapters) the device holds at once",
+    "loaded": "Adapters loaded on the device now",
+    "in_use": "Adapters some stream speaks through now",
+    "loads": "Adapters loaded since start",
+}
 RTF_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0)
 
 
@@ -56,6 +62,10 @@ class ServerMetrics:
         self.compile_figures = {
             key: Gauge(f"csmstream_{key}", help_text, registry=r)
             for key, help_text in COMPILE_FIGURES.items()
+        }
+        self.adapter_figures = {
+            key: Gauge(f"csmstream_adapters_{key}", help_text, registry=r)
+            for key, help_text in ADAPTER_FIGURES.items()
         }
         # real-time capacity from the measured step cost (engine/cost_model.py); NaN (unknown) until measured
         self.capacity_streams = Gauge(
@@ -106,6 +116,9 @@ class ServerMetrics:
             self.step_cost_ms.labels("per_stream").set(stats.step_per_stream_ms)
         for key, gauge in self.compile_figures.items():
             value = (stats.compile or {}).get(key)
+            gauge.set(math.nan if value is None else float(value))
+        for key, gauge in self.adapter_figures.items():
+            value = (stats.adapters or {}).get(key)
             gauge.set(math.nan if value is None else float(value))
         return generate_latest(self.registry)
 

@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from csmstream.errors import BadRequest, CsmstreamError, UnknownVoice
+from csmstream.model.adapter_files import AdapterError, read_adapter
 from csmstream.voices.storage import (
     DamagedVoice,
     is_voice_dir,
@@ -146,15 +147,23 @@ class VoiceLibrary:
         name: str | None,
         speaker: int,
         segments: list[tuple[np.ndarray, int, str]],
+        adapter_dir: Path | None = None,
     ) -> Voice:
         """Add a user voice from (audio, sample_rate, transcript) segments; audio is converted to 24 kHz mono.
-        `voice_id=None` derives one from the name. BadRequest for invalid input or an id already taken."""
+        `voice_id=None` derives one from the name. BadRequest for invalid input or an id already taken.
+        `adapter_dir`: a LoRA adapter folder in PEFT's format, checked here and copied into the voice (whether it
+        fits the served model is checked by the engine when the voice is first spoken)."""
         # 1. validate everything before touching the disk (resampling happens here, outside the lock)
         if voice_id is not None:
             check_voice_id(voice_id)
         name = check_name(name if name is not None else (voice_id or ""), self.limits)
         speaker = check_speaker(speaker)
         checked = check_segments(segments, self.limits)
+        if adapter_dir is not None:
+            try:
+                read_adapter(Path(adapter_dir))
+            except AdapterError as exc:
+                raise BadRequest(str(exc)) from None
         created_at = datetime.now(UTC).isoformat(timespec="seconds")
         # 2. pick the id and write, one writer at a time (other processes are caught by the atomic rename)
         with self._lock:
@@ -164,7 +173,14 @@ class VoiceLibrary:
                 kind = "a built-in" if self._is_builtin(voice_id) else "a"
                 raise BadRequest(f"voice {voice_id!r} already exists ({kind} voice); choose another id")
             voice = write_voice_dir(
-                self.user_dir, voice_id, name, speaker, checked, created_at, wav_subtype=self.wav_subtype
+                self.user_dir,
+                voice_id,
+                name,
+                speaker,
+                checked,
+                created_at,
+                wav_subtype=self.wav_subtype,
+                adapter_dir=None if adapter_dir is None else Path(adapter_dir),
             )
             self._cache[self.user_dir / voice_id] = (voice_file_key(self.user_dir / voice_id), voice)
         log.info("created voice %r (%d segments, %.1f s)", voice_id, len(checked), voice.reference_seconds)

@@ -3,6 +3,8 @@
     <library>/<voice_id>/voice.json        {"format": 1, "voice_id", "name", "speaker", "created_at",
                                             "segments": [{"file": "segment_0.wav", "text": ...}, ...]}
     <library>/<voice_id>/segment_0.wav     24 kHz mono (float or PCM16 wav)
+    <library>/<voice_id>/adapter/          optional: a LoRA adapter in PEFT's format ("adapter": "adapter" in
+                                           voice.json), read by the engine when the voice is first spoken
 
 A voice is written whole into a hidden temporary folder beside its final place, flushed to disk, read
 back, then renamed into place: rename is atomic within one file system, so a reader sees the whole
@@ -12,6 +14,7 @@ the folder away first, for the same reason.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -27,10 +30,12 @@ import soundfile as sf
 from csmstream.audio.constants import SAMPLE_RATE
 from csmstream.audio.resample import resample, to_mono
 from csmstream.errors import BadRequest, CsmstreamError
+from csmstream.model.adapter_files import ADAPTER_FILES, AdapterError, adapter_digest, read_adapter_config
 from csmstream.voices.validate import check_speaker, is_valid_voice_id
 from csmstream.voices.voice import Voice, VoiceSegment, frozen_audio
 
 VOICE_FILE = "voice.json"
+ADAPTER_DIR = "adapter"
 FORMAT_VERSION = 1
 TEMP_PREFIX = ".tmp-"
 TRASH_PREFIX = ".trash-"
@@ -87,6 +92,7 @@ def load_voice_dir(voice_dir: Path, builtin: bool, voice_id: str | None = None) 
             raise ValueError("no segments")
         if meta.get("voice_id", voice_id) != voice_id:
             raise ValueError(f"voice.json says id {meta.get('voice_id')!r} but the voice is {voice_id!r}")
+        adapter_dir, digest = _adapter_of(voice_dir, meta.get("adapter"))
         voice = Voice.build(
             voice_id=voice_id,
             name=str(meta.get("name") or voice_id),
@@ -94,16 +100,29 @@ def load_voice_dir(voice_dir: Path, builtin: bool, voice_id: str | None = None) 
             segments=segments,
             builtin=builtin,
             created_at=meta.get("created_at"),
+            adapter_dir=adapter_dir,
+            adapter_digest=digest,
         )
         return voice, key
     except FileNotFoundError as exc:
         if key is None:
             raise
         raise DamagedVoice(f"voice folder {voice_dir} is missing a file: {exc.filename}", key) from None
-    except (OSError, ValueError, KeyError, TypeError, sf.LibsndfileError, BadRequest) as exc:
+    except (OSError, ValueError, KeyError, TypeError, sf.LibsndfileError, BadRequest, AdapterError) as exc:
         raise DamagedVoice(f"voice folder {voice_dir} cannot be read: {exc}", key) from exc
     finally:
         os.close(dir_fd)
+
+
+def _adapter_of(voice_dir: Path, entry: object) -> tuple[Path | None, str | None]:
+    """(folder, digest) of the voice's adapter, (None, None) without one; AdapterError when it is damaged."""
+    if entry is None:
+        return None, None
+    if entry != ADAPTER_DIR:
+        raise ValueError(f"voice.json: adapter must be {ADAPTER_DIR!r}, got {entry!r}")
+    adapter_dir = voice_dir / ADAPTER_DIR
+    read_adapter_config(adapter_dir)
+    return adapter_dir, adapter_digest(adapter_dir)
 
 
 def _open_in(dir_fd: int, voice_dir: Path, file_name: str) -> Any:
@@ -139,8 +158,10 @@ def write_voice_dir(
     segments: tuple[VoiceSegment, ...],
     created_at: str,
     wav_subtype: str = "FLOAT",
+    adapter_dir: Path | None = None,
 ) -> Voice:
-    """Write a new voice atomically and return it as read back from disk. BadRequest if the id exists."""
+    """Write a new voice atomically and return it as read back from disk. BadRequest if the id exists.
+    `adapter_dir` (a checked LoRA adapter folder) is copied into the voice."""
     assert is_valid_voice_id(voice_id), f"voice id {voice_id!r} must be validated before writing"
     final_dir = library_dir / voice_id
     temp_dir = library_dir / f"{TEMP_PREFIX}{voice_id}-{uuid.uuid4().hex[:12]}"
@@ -155,6 +176,16 @@ def write_voice_dir(
                 sf.write(handle, segment.audio, SAMPLE_RATE, subtype=wav_subtype, format="WAV")
                 _flush(handle)
             entries.append({"file": file_name, "text": segment.text})
+        if adapter_dir is not None:
+            (temp_dir / ADAPTER_DIR).mkdir()
+            for name in ADAPTER_FILES:
+                with (
+                    open(adapter_dir / name, "rb") as source,
+                    open(temp_dir / ADAPTER_DIR / name, "wb") as copy,
+                ):
+                    shutil.copyfileobj(source, copy)
+                    _flush(copy)
+            fsync_dir(temp_dir / ADAPTER_DIR)
         meta = {
             "format": FORMAT_VERSION,
             "voice_id": voice_id,
@@ -162,6 +193,7 @@ def write_voice_dir(
             "speaker": speaker,
             "created_at": created_at,
             "segments": entries,
+            **({"adapter": ADAPTER_DIR} if adapter_dir is not None else {}),
         }
         _write_json(temp_dir / VOICE_FILE, meta)
         fsync_dir(temp_dir)
@@ -175,6 +207,8 @@ def write_voice_dir(
                 raise BadRequest(f"voice {voice_id!r} already exists") from None
             raise
         fsync_dir(library_dir)
+        if voice.adapter_dir is not None:  # read back from the temporary folder: point at the published one
+            voice = dataclasses.replace(voice, adapter_dir=final_dir / ADAPTER_DIR)
         return voice
     except BaseException:
         shutil.rmtree(temp_dir, ignore_errors=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,10 +35,14 @@ def frozen_audio(samples: np.ndarray) -> np.ndarray:
     return out
 
 
-def compute_revision(name: str, speaker: int, segments: tuple[VoiceSegment, ...]) -> str:
+def compute_revision(
+    name: str, speaker: int, segments: tuple[VoiceSegment, ...], adapter_digest: str | None = None
+) -> str:
     """Content hash (16 hex chars): the same content gives the same revision; any change gives another."""
     digest = hashlib.sha256()
     digest.update(f"csmstream-voice-v1\0{name}\0{speaker}\0{len(segments)}\0".encode())
+    if adapter_digest is not None:  # a voice without adapter keeps the revision it always had
+        digest.update(f"adapter\0{adapter_digest}\0".encode())
     for segment in segments:
         text = segment.text.encode()
         audio = np.ascontiguousarray(segment.audio, dtype="<f4")  # fixed byte order: same hash on any host
@@ -58,6 +63,7 @@ class VoiceInfo:
     reference_seconds: float
     created_at: str | None  # ISO 8601 UTC; None when unknown
     revision: str
+    adapter: bool = False  # the voice speaks through a fine-tuned LoRA adapter
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +75,7 @@ class VoiceInfo:
             "reference_seconds": round(self.reference_seconds, 3),
             "created_at": self.created_at,
             "revision": self.revision,
+            "adapter": self.adapter,
         }
 
 
@@ -81,6 +88,8 @@ class Voice:
     builtin: bool
     revision: str
     created_at: str | None = None
+    adapter_dir: Path | None = None  # a LoRA adapter in PEFT's format (see model/adapter_files.py)
+    adapter_digest: str | None = None  # hash of its files: part of `revision`
 
     @staticmethod
     def build(
@@ -90,6 +99,8 @@ class Voice:
         segments: tuple[VoiceSegment, ...],
         builtin: bool,
         created_at: str | None = None,
+        adapter_dir: Path | None = None,
+        adapter_digest: str | None = None,
     ) -> Voice:
         """A voice with its revision computed from its content (the only way the library makes one)."""
         return Voice(
@@ -98,8 +109,10 @@ class Voice:
             speaker=speaker,
             segments=segments,
             builtin=builtin,
-            revision=compute_revision(name, speaker, segments),
+            revision=compute_revision(name, speaker, segments, adapter_digest),
             created_at=created_at,
+            adapter_dir=adapter_dir,
+            adapter_digest=adapter_digest,
         )
 
     @property
@@ -116,4 +129,5 @@ class Voice:
             reference_seconds=self.reference_seconds,
             created_at=self.created_at,
             revision=self.revision,
+            adapter=self.adapter_dir is not None,
         )
