@@ -120,6 +120,11 @@ def test_server_list_add_delete(server: FakeServer, wav: Path, capsys) -> None:
 
     assert main(["voices", "--server", url, "add", str(wav), str(wav), "-t", "a", "-t", "b"]) == 1
     assert "one recording per voice" in capsys.readouterr().err
+
+    assert main(["voices", "--server", url, "add", str(wav), "--id", "me2"]) == 0  # no transcript
+    body = server.requests[-1].read()
+    assert b'name="voice_id"' in body and b'name="transcript"' not in body, "the server transcribes it"
+    capsys.readouterr()
     assert main(["voices", "delete", "default", "--server", url]) == 1
     assert "default is built in" in capsys.readouterr().err
     assert server.requests[-1].method == "DELETE"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from web_helpers import SPEECH_TEXT, screenshot
 
 
@@ -110,3 +111,22 @@ def test_server_errors_are_shown(page, web_server, reference_wav):
     page.click("#create")
     page.wait_for_function("document.getElementById('error').textContent.includes('already exists')")
     screenshot(page, "voices_error")
+
+
+def test_create_a_voice_from_a_recording_without_a_transcript(page, web_server, tmp_path):
+    """The transcript is optional: the server finds the speech in the recording and transcribes it."""
+    pytest.importorskip("faster_whisper", reason="cloning without a transcript needs faster-whisper")
+    from speech_recordings import SENTENCES, recording, write_wav
+
+    wav = write_wav(tmp_path / "long talk.wav", recording(SENTENCES[:3], gap_seconds=0.8))
+    voice_id = f"web-clone-{uuid.uuid4().hex[:8]}"
+    open_voices_page(page, web_server)
+    assert "optional" in page.text_content("label[for='transcript']")
+    assert page.get_attribute("#transcript", "required") is None
+    page.set_input_files("#audio-file", str(wav))
+    page.fill("#voice-id", voice_id)
+    page.click("#create")
+    page.wait_for_selector(f"li[data-voice-id='{voice_id}']")
+    assert "Created" in page.text_content("#status") and page.text_content("#error") == ""
+    info = web_server.get(f"/v1/voices/{voice_id}").json()
+    assert 5.0 <= info["reference_seconds"] <= 20.0 and info["num_segments"] >= 2, info

@@ -3,6 +3,7 @@
 csmstream voices list [--json]
 csmstream voices add me.wav --transcript "What I say in me.wav" [--id me] [--name "Me"] [--speaker 0]
 csmstream voices add a.wav b.wav --transcript "words of a" --transcript "words of b" --id me
+csmstream voices add talk.wav --id me      # no transcript: the best 5-20 s of speech, transcribed by Whisper
 csmstream voices delete me
 csmstream voices list --server http://127.0.0.1:8000      # the same, through the server's HTTP API
 """
@@ -36,13 +37,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     list_parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     add = actions.add_parser("add", parents=[location], help="add a voice from reference recordings")
-    add.add_argument("audio", nargs="+", type=Path, help="recording(s) of the speaker, 0.5-30 s each")
+    add.add_argument(
+        "audio",
+        nargs="+",
+        type=Path,
+        help="recording(s) of the speaker: 0.5-30 s each with --transcript, any length without",
+    )
     add.add_argument(
         "--transcript",
         "-t",
         action="append",
-        required=True,
-        help="exact words spoken in each recording, in the same order (repeat once per recording)",
+        help="exact words spoken in each recording, in the same order (repeat once per recording). "
+        "Without it, the speech is found, cut into sentences and transcribed with Whisper, and the cleanest "
+        "5-20 s are kept. A transcript must cover its whole file (a long recording with one transcript "
+        "cannot be cut reliably): for long recordings, leave it out",
     )
     add.add_argument("--id", dest="voice_id", help="voice id (a-z, 0-9, _ -); default: made from the name")
     add.add_argument("--name", help="display name; default: the id")
@@ -79,13 +87,16 @@ def run(args: argparse.Namespace) -> int:
             _print_table(voices)
         return 0
     if action == "add":
-        if len(args.transcript) != len(args.audio):
+        if args.transcript is None:
+            info = backend.add_untranscribed(args.voice_id, args.name, args.speaker, list(args.audio))
+        elif len(args.transcript) != len(args.audio):
             raise BadRequest(
                 f"got {len(args.audio)} recording(s) but {len(args.transcript)} --transcript; give one per recording"
             )
-        info = backend.add(
-            args.voice_id, args.name, args.speaker, list(zip(args.audio, args.transcript, strict=True))
-        )
+        else:
+            info = backend.add(
+                args.voice_id, args.name, args.speaker, list(zip(args.audio, args.transcript, strict=True))
+            )
         seconds = info.get("reference_seconds")
         length = f", {seconds:.1f} s of reference audio" if isinstance(seconds, int | float) else ""
         print(
@@ -126,6 +137,9 @@ class _Backend:
     def add(
         self, voice_id: str | None, name: str | None, speaker: int, segments: list[tuple[Path, str]]
     ) -> dict: ...
+    def add_untranscribed(
+        self, voice_id: str | None, name: str | None, speaker: int, paths: list[Path]
+    ) -> dict: ...
     def delete(self, voice_id: str) -> None: ...
 
 
@@ -150,6 +164,22 @@ class _LocalBackend(_Backend):
             samples, sample_rate = read_audio_file(path)
             loaded.append((samples, sample_rate, text))
         return self.library.create(voice_id, name, speaker, loaded).info().to_dict()
+
+    def add_untranscribed(
+        self, voice_id: str | None, name: str | None, speaker: int, paths: list[Path]
+    ) -> dict:
+        from csmstream.voices.clone import Recording, clone_segments
+
+        recordings = []
+        for path in paths:
+            samples, sample_rate = read_audio_file(path)
+            recordings.append(Recording(samples, sample_rate, path.name))
+        if voice_id and self.library.has(voice_id):  # say so before minutes of work, not after
+            raise BadRequest(
+                f"a voice with id {voice_id!r} already exists; delete it first or pick another id"
+            )
+        segments = clone_segments(recordings, progress=sys.stderr.isatty())
+        return self.library.create(voice_id, name, speaker, segments).info().to_dict()
 
     def delete(self, voice_id: str) -> None:
         self.library.delete(voice_id)
@@ -205,6 +235,21 @@ class _ServerBackend(_Backend):
         if name:
             fields["name"] = name
         path, fields["transcript"] = segments[0]
+        return self._upload(path, fields)
+
+    def add_untranscribed(
+        self, voice_id: str | None, name: str | None, speaker: int, paths: list[Path]
+    ) -> dict:
+        if len(paths) != 1:
+            raise BadRequest("the server takes one recording per voice; give one audio file")
+        fields: dict[str, Any] = {"speaker": str(speaker)}
+        if voice_id:
+            fields["voice_id"] = voice_id
+        if name:
+            fields["name"] = name
+        return self._upload(paths[0], fields)  # no transcript: the server finds and transcribes the speech
+
+    def _upload(self, path: Path, fields: dict[str, Any]) -> dict:
         if not path.is_file():
             raise BadRequest(f"no such audio file: {path}")
         files = {"audio": (path.name, path.read_bytes(), _mime_type(path))}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,6 +25,15 @@ MIN_AUDIO_SECONDS = 0.1  # shorter clips are silence as far as Whisper is concer
 
 class SttError(CsmstreamError):
     code = "stt_error"
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What Whisper heard, with how sure it was."""
+
+    text: str
+    avg_logprob: float  # mean log-probability of the text's tokens: near 0 is confident, below -1 is a guess
+    no_speech_prob: float  # 0..1: Whisper's belief that the audio holds no speech at all
 
 
 class Transcriber(Protocol):
@@ -66,6 +76,11 @@ class WhisperTranscriber:
 
     def transcribe_sync(self, pcm: np.ndarray, sample_rate: int = SAMPLE_RATE) -> str:
         """(S,) float32 mono at `sample_rate` (any rate; 16 kHz is used as is) → the text, stripped."""
+        return self.transcribe_detailed(pcm, sample_rate).text
+
+    def transcribe_detailed(self, pcm: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Transcript:
+        """Like `transcribe_sync`, with Whisper's confidence: the text plus the mean log-probability of its
+        tokens and the probability that the audio holds no speech (both duration-weighted over segments)."""
         samples = np.asarray(pcm)
         if samples.ndim != 1:
             raise BadRequest(f"audio to transcribe must be mono (S,), got shape {samples.shape}")
@@ -73,7 +88,7 @@ class WhisperTranscriber:
             samples = samples.astype(np.float32) / 32768.0
         samples_16k = resample(samples.astype(np.float32, copy=False), sample_rate, WHISPER_SAMPLE_RATE)
         if len(samples_16k) < MIN_AUDIO_SECONDS * WHISPER_SAMPLE_RATE:
-            return ""
+            return Transcript("", avg_logprob=-10.0, no_speech_prob=1.0)
         with self._lock:
             try:
                 segments, _info = self._model.transcribe(
@@ -83,10 +98,20 @@ class WhisperTranscriber:
                     condition_on_previous_text=False,  # one utterance: nothing to condition on
                     vad_filter=False,  # our own VAD already cut the turn
                 )
-                text = " ".join(segment.text.strip() for segment in segments)  # decoding happens here
+                segments = list(segments)  # decoding happens here
             except Exception as exc:
                 raise SttError(f"speech recognition failed: {exc}") from exc
-        return " ".join(text.split())
+        text = " ".join(" ".join(segment.text.strip() for segment in segments).split())
+        if not segments:
+            return Transcript(text, avg_logprob=-10.0, no_speech_prob=1.0)
+        weights = [max(float(s.end) - float(s.start), 1e-3) for s in segments]
+        total = sum(weights)
+        return Transcript(
+            text,
+            avg_logprob=sum(w * float(s.avg_logprob) for w, s in zip(weights, segments, strict=True)) / total,
+            no_speech_prob=sum(w * float(s.no_speech_prob) for w, s in zip(weights, segments, strict=True))
+            / total,
+        )
 
 
 def load_stt(

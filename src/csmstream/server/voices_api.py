@@ -1,5 +1,9 @@
 """The voice library over HTTP: `GET /v1/voices`, `GET /v1/voices/{id}`, `POST /v1/voices` (multipart:
-`audio` file + `transcript`, optional `voice_id`, `name`, `speaker`), `DELETE /v1/voices/{id}`.
+`audio` file, optional `transcript`, `voice_id`, `name`, `speaker`), `DELETE /v1/voices/{id}`.
+
+Without a `transcript`, the server finds the speech in the recording (any length up to the upload limit),
+transcribes it with Whisper and keeps the cleanest 5-20 s as the voice's references (`voices/clone.py`).
+With one, the whole recording is the reference and the transcript must be its exact words.
 
 Uploads are limited in bytes here (413, checked while reading, before anything is decoded) and in
 duration (at least 5 s, `voices.validate.decode_reference_upload`) and by the voice library (400). Any format `csmstream.audio.io.read_audio` reads is accepted; the
@@ -21,6 +25,8 @@ from csmstream.server.context import server_context
 from csmstream.voices.validate import decode_reference_upload
 
 router = APIRouter()
+
+MAX_CLONE_SECONDS = 600.0  # a recording without transcript is searched for speech: bound that work
 
 
 class UploadTooLarge(BadRequest):
@@ -71,9 +77,9 @@ async def create_voice(request: Request) -> JSONResponse:
         upload = form.get("audio")
         if not isinstance(upload, UploadFile):
             raise BadRequest("`audio` is required: a multipart file field with the reference recording")
-        transcript = form.get("transcript")
-        if not isinstance(transcript, str) or not transcript.strip():
-            raise BadRequest("`transcript` is required: the exact words spoken in the audio")
+        transcript = _optional_field(form, "transcript")  # None: transcribed here
+        if transcript is not None and not transcript.strip():
+            transcript = None
         voice_id = _optional_field(form, "voice_id")
         name = _optional_field(form, "name")
         if voice_id is None and name is None:
@@ -94,19 +100,34 @@ def _create(
     name: str | None,
     speaker: int,
     data: bytes,
-    transcript: str,
+    transcript: str | None,
     filename: str | None = None,
 ):
     # (S, C) float32; a BadRequest a person can act on when it is not audio or too short to clone
     samples, sample_rate = decode_reference_upload(data, filename)
-    return voices.create(voice_id, name, speaker, [(samples, sample_rate, transcript)])
+    if transcript is not None:
+        return voices.create(voice_id, name, speaker, [(samples, sample_rate, transcript)])
+    from csmstream.voices.clone import Recording, clone_segments
+
+    seconds = samples.shape[0] / sample_rate
+    if seconds > MAX_CLONE_SECONDS:
+        raise BadRequest(
+            f"the recording is {seconds / 60:.1f} min long; without a transcript the server analyses at most "
+            f"{MAX_CLONE_SECONDS / 60:g} min. Upload a shorter part (5 to 60 s of clear speech is plenty)"
+        )
+    if voice_id is not None and voices.has(voice_id):  # refuse before transcribing, not after
+        raise BadRequest(f"voice {voice_id!r} already exists; choose another id")
+    segments = clone_segments([Recording(samples, sample_rate, filename or "the recording")])
+    return voices.create(voice_id, name, speaker, segments)
 
 
 async def _read_form(request: Request, max_bytes: int):
     """The multipart form, refusing bodies over `max_bytes` while reading them (not after)."""
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
-        raise BadRequest("send the voice as multipart/form-data with an `audio` file and a `transcript`")
+        raise BadRequest(
+            "send the voice as multipart/form-data with an `audio` file (and, if you have it, a `transcript`)"
+        )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise UploadTooLarge(f"the upload is {int(declared)} bytes; at most {max_bytes} bytes are accepted")

@@ -1,4 +1,5 @@
-// The Voices page: list, create (upload or record a reference clip + its transcript) and delete voices.
+// The Voices page: list, create (upload or record a reference clip, with or without its transcript) and
+// delete voices. Without a transcript the server finds the speech and transcribes it.
 
 import { SAMPLE_RATE, announce, api, fetchVoices, initPage, showError } from "./common.js";
 import { MicCapture } from "./mic.js";
@@ -154,7 +155,7 @@ async function stopRecording() {
   recorded = encodeWav(chunks, SAMPLE_RATE);
   els.file.value = ""; // the recording replaces any chosen file
   showPreview(recorded);
-  announce(els.status, "Recording ready. Type its transcript, then create the voice.");
+  announce(els.status, "Recording ready. Type its transcript (or leave it empty), then create the voice.");
 }
 
 // ---- create
@@ -169,11 +170,6 @@ async function createVoice() {
     els.file.focus();
     return;
   }
-  if (!transcript) {
-    showError(els.error, new Error("Type the transcript: the exact words spoken in the recording."));
-    els.transcript.focus();
-    return;
-  }
   if (!els.name.value.trim() && !els.voiceId.value.trim()) {
     showError(els.error, new Error("Give the voice a name (its id is made from it), or a voice id."));
     els.name.focus();
@@ -181,12 +177,12 @@ async function createVoice() {
   }
   const form = new FormData();
   form.append("audio", audio, file ? file.name : "recording.wav");
-  form.append("transcript", transcript);
+  if (transcript) form.append("transcript", transcript); // empty: the server transcribes the speech
   if (els.name.value.trim()) form.append("name", els.name.value.trim());
   if (els.voiceId.value.trim()) form.append("voice_id", els.voiceId.value.trim());
   if (els.speaker.value.trim()) form.append("speaker", els.speaker.value.trim());
   els.create.disabled = true;
-  announce(els.status, "Uploading…");
+  announce(els.status, transcript ? "Uploading…" : "Uploading… then finding and transcribing the speech.");
   try {
     const voice = await api("/v1/voices", { method: "POST", body: form });
     const id = voice.voice_id ?? voice.id;
