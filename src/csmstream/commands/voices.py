@@ -4,6 +4,7 @@ csmstream voices list [--json]
 csmstream voices add me.wav --transcript "What I say in me.wav" [--id me] [--name "Me"] [--speaker 0]
 csmstream voices add a.wav b.wav --transcript "words of a" --transcript "words of b" --id me
 csmstream voices add talk.wav --id me      # no transcript: the best 5-20 s of speech, transcribed by Whisper
+csmstream voices add ref.wav -t "words of ref" --id brand --adapter my_lora/   # a fine-tuned voice
 csmstream voices delete me
 csmstream voices list --server http://127.0.0.1:8000      # the same, through the server's HTTP API
 """
@@ -55,6 +56,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("--id", dest="voice_id", help="voice id (a-z, 0-9, _ -); default: made from the name")
     add.add_argument("--name", help="display name; default: the id")
     add.add_argument("--speaker", type=int, default=0, help="CSM speaker id (default 0)")
+    add.add_argument(
+        "--adapter",
+        type=Path,
+        metavar="DIR",
+        help="a LoRA adapter in PEFT's format (adapter_config.json + adapter_model.safetensors), e.g. one "
+        "trained with transformers + PEFT on sesame/csm-1b: the voice speaks through it (local library only; "
+        "`csmstream finetune train` adds its voices itself)",
+    )
 
     delete = actions.add_parser("delete", parents=[location], help="delete a voice you added")
     delete.add_argument("voice_id", help="id of the voice to delete")
@@ -87,6 +96,13 @@ def run(args: argparse.Namespace) -> int:
             _print_table(voices)
         return 0
     if action == "add":
+        if args.adapter is not None:
+            if args.server:
+                raise BadRequest(
+                    "--adapter adds to a local voice library only: run it with --voices-dir (or the settings' "
+                    "library) on the server's machine; the server reads voices from disk as they appear"
+                )
+            backend.adapter_dir = args.adapter
         if args.transcript is None:
             info = backend.add_untranscribed(args.voice_id, args.name, args.speaker, list(args.audio))
         elif len(args.transcript) != len(args.audio):
@@ -124,7 +140,7 @@ def _print_table(voices: list[dict[str, Any]]) -> None:
                 str(voice.get("speaker", "")),
                 str(voice.get("num_segments", "")),
                 f"{seconds:.1f}" if isinstance(seconds, int | float) else "",
-                "built-in" if voice.get("builtin") else "user",
+                "built-in" if voice.get("builtin") else ("fine-tuned" if voice.get("adapter") else "user"),
             ]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -152,6 +168,7 @@ class _LocalBackend(_Backend):
 
             voices_dir = Settings().resolved_voices_dir()
         self.library = VoiceLibrary(voices_dir)
+        self.adapter_dir: Path | None = None  # a LoRA adapter the added voice speaks through (--adapter)
 
     def list(self) -> list[dict[str, Any]]:
         return [info.to_dict() for info in self.library.list()]
@@ -163,7 +180,11 @@ class _LocalBackend(_Backend):
         for path, text in segments:
             samples, sample_rate = read_audio_file(path)
             loaded.append((samples, sample_rate, text))
-        return self.library.create(voice_id, name, speaker, loaded).info().to_dict()
+        return (
+            self.library.create(voice_id, name, speaker, loaded, adapter_dir=self.adapter_dir)
+            .info()
+            .to_dict()
+        )
 
     def add_untranscribed(
         self, voice_id: str | None, name: str | None, speaker: int, paths: list[Path]
@@ -179,7 +200,11 @@ class _LocalBackend(_Backend):
                 f"a voice with id {voice_id!r} already exists; delete it first or pick another id"
             )
         segments = clone_segments(recordings, progress=sys.stderr.isatty())
-        return self.library.create(voice_id, name, speaker, segments).info().to_dict()
+        return (
+            self.library.create(voice_id, name, speaker, segments, adapter_dir=self.adapter_dir)
+            .info()
+            .to_dict()
+        )
 
     def delete(self, voice_id: str) -> None:
         self.library.delete(voice_id)
