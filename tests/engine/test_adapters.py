@@ -17,7 +17,7 @@ from csmstream.engine.events import Finished
 from csmstream.engine.request import SynthesisRequest
 from csmstream.engine.runner import ModelRunner
 from csmstream.errors import BadRequest, Busy
-from csmstream.model.adapter_files import load_adapter
+from csmstream.model.adapter_files import AdapterError, load_adapter
 from csmstream.model.checkpoint import load_checkpoint
 from csmstream.model.generate import generate
 from csmstream.model.lora import AdapterBank
@@ -281,12 +281,13 @@ def test_an_adapter_for_another_model_is_a_clear_error_and_leaks_nothing(checkpo
     library.create("foreign", "Foreign", 0, reference, adapter_dir=tmp_path / "other")
 
     async def body(engine):
-        bad = await _finish(engine.submit(_request("foreign")))
+        # refused at submit, from the adapter's header: before a slot, a queue place or any audio
+        with pytest.raises(AdapterError, match="another model"):
+            engine.submit(_request("foreign"))
         good = await _finish(engine.submit(_request("alpha")))
-        return bad, good, engine.stats()
+        return good, engine.stats()
 
-    bad, good, stats = _with_engine(_engine(checkpoint, library), body)
-    assert bad.finish_reason == "error" and "another model" in str(bad.error), bad
+    good, stats = _with_engine(_engine(checkpoint, library), body)
     assert good.finish_reason == "length"
     assert stats.active_sessions == 0 and stats.adapters["in_use"] == 0 and stats.adapters["loaded"] == 1
 

@@ -52,7 +52,7 @@ from csmstream.engine.scheduler import PrefillChunk, Scheduler, SchedulerConfig
 from csmstream.engine.session import Session
 from csmstream.engine.speech_length import expected_seconds, runaway_seconds
 from csmstream.errors import BadRequest, Busy, CsmstreamError, TextTooLong
-from csmstream.model.adapter_files import AdapterError, load_adapter
+from csmstream.model.adapter_files import AdapterError, check_layout, load_adapter, read_adapter_layout
 from csmstream.model.lora import ADAPTABLE, AdapterBank, LoraWeights, merge_into_weights
 from csmstream.model.sampling import SamplingParams
 
@@ -237,8 +237,19 @@ class CsmEngine(SpeechEngine):
         log.info("merged the adapter of voice %r into the weights", voice_id)
 
     def _check_adapter_served(self, voice) -> None:
-        """BadRequest, before any queueing, for a fine-tuned voice this server cannot speak."""
-        if voice is None or voice.adapter_dir is None or self.adapter_pool is not None:
+        """BadRequest, before any queueing, for a fine-tuned voice this server cannot speak: none served, or an
+        adapter that does not fit the model or the bank (read from its header: no tensor data)."""
+        if voice is None or voice.adapter_dir is None:
+            return
+        if self.adapter_pool is not None:
+            layout = read_adapter_layout(voice.adapter_dir)
+            check_layout(layout, self.checkpoint.model, f"voice {voice.voice_id!r}")
+            try:
+                self.adapter_bank.check(layout.rank, layout.shapes)
+            except ValueError as exc:
+                raise AdapterError(
+                    f"voice {voice.voice_id!r}: {exc}; raise --max-lora-rank to serve it"
+                ) from None
             return
         if self.merged_voice is not None:
             if self.merged_voice == (voice.voice_id, voice.revision):
@@ -261,9 +272,11 @@ class CsmEngine(SpeechEngine):
         return index
 
     def _load_adapter(self, voice) -> LoraWeights:
-        adapter = load_adapter(voice.adapter_dir, self.checkpoint.model)
+        adapter = load_adapter(
+            voice.adapter_dir, self.checkpoint.model
+        )  # checked at submit; files may change
         try:
-            self.adapter_bank.check(adapter)
+            self.adapter_bank.check(adapter.rank, adapter.weights)
         except ValueError as exc:
             raise AdapterError(
                 f"voice {voice.voice_id!r}: {exc}; raise --max-lora-rank to serve it"

@@ -16,13 +16,14 @@ import hashlib
 import json
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 
-from csmstream.errors import CsmstreamError
+from csmstream.errors import BadRequest
 from csmstream.model.lora import ADAPTABLE, LoraWeights, check_against_model
 from csmstream.model.weight_names import CODEC_PREFIX, ours_from_theirs
 
@@ -35,8 +36,9 @@ _KEY = re.compile(r"^(?P<module>.+)\.lora_(?P<part>[AB])(?:\.[\w-]+)?\.weight$")
 _OUR_PREFIXES = ("backbone.layers.", "depth_decoder.layers.")
 
 
-class AdapterError(CsmstreamError):
-    """An adapter folder that cannot be served: missing, damaged, unsupported, or made for another model."""
+class AdapterError(BadRequest):
+    """An adapter folder that cannot be served: missing, damaged, unsupported, or made for another model.
+    A request for a voice with such an adapter is refused like one for a voice that cannot be spoken."""
 
 
 def adapter_digest(directory: str | Path) -> str:
@@ -92,15 +94,28 @@ def _is_codec(key_module: str) -> bool:
     return name.startswith(CODEC_PREFIX)
 
 
-def read_adapter(directory: str | Path) -> LoraWeights:
-    """The adapter's weights (float32, CPU) on our module names. AdapterError for anything it cannot serve."""
+@dataclass(frozen=True)
+class AdapterLayout:
+    """What an adapter changes, read from its config and the safetensors header alone (no tensor data)."""
+
+    rank: int
+    scale: float
+    shapes: dict[str, tuple[int, int]]  # our module name → (in, out) features
+    keys: dict[str, tuple[str, str]]  # our module name → (lora_A key, lora_B key) in the file
+    codec_keys: tuple[
+        str, ...
+    ] = ()  # lora tensors of the Mimi codec, which must change nothing (see _is_codec)
+
+
+def read_adapter_layout(directory: str | Path) -> AdapterLayout:
+    """The adapter's layout; AdapterError for anything csmstream cannot serve (cheap: for every voice load)."""
     directory = Path(directory)
     config = read_adapter_config(directory)
     rank = int(config["r"])
     alpha = float(config.get("lora_alpha", rank))
     scale = alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank
-    parts: dict[str, dict[str, torch.Tensor]] = {}
-    codec_parts: dict[str, dict[str, torch.Tensor]] = {}
+    parts: dict[str, dict[str, tuple[str, list[int]]]] = {}
+    codec_parts: list[str] = []
     try:
         with safe_open(str(directory / ADAPTER_WEIGHTS), framework="pt") as handle:
             for key in handle.keys():  # noqa: SIM118 (safe_open has no __iter__)
@@ -108,7 +123,7 @@ def read_adapter(directory: str | Path) -> LoraWeights:
                 if match is None:
                     raise AdapterError(f"{directory}: {key!r} is not a LoRA tensor (lora_A / lora_B)")
                 if _is_codec(match["module"]):
-                    codec_parts.setdefault(match["module"], {})[match["part"]] = handle.get_tensor(key)
+                    codec_parts.append(key)
                     continue
                 module = our_module_name(match["module"])
                 if module is None or module.rsplit(".", 1)[-1] not in ADAPTABLE:
@@ -116,42 +131,70 @@ def read_adapter(directory: str | Path) -> LoraWeights:
                         f"{directory}: {match['module']!r} is not a projection csmstream can adapt "
                         f"({', '.join(ADAPTABLE)} of the backbone and the depth decoder)"
                     )
-                parts.setdefault(module, {})[match["part"]] = handle.get_tensor(key).to(torch.float32)
+                parts.setdefault(module, {})[match["part"]] = (key, list(handle.get_slice(key).get_shape()))
+    except AdapterError:
+        raise
     except (SafetensorError, OSError, ValueError) as exc:
         raise AdapterError(
             f"{directory / ADAPTER_WEIGHTS} is damaged or not a safetensors file: {exc}"
         ) from None
-    for module, pair in codec_parts.items():
-        if "B" not in pair or pair["B"].any():
-            raise AdapterError(
-                f"{directory}: the adapter changes the Mimi codec ({module}), which csmstream does not adapt; "
-                "train with target_modules that leave codec_model out"
-            )
     if not parts:
         raise AdapterError(f"{directory / ADAPTER_WEIGHTS} holds no LoRA tensors")
-    weights: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    shapes: dict[str, tuple[int, int]] = {}
+    keys: dict[str, tuple[str, str]] = {}
     for module, pair in sorted(parts.items()):
         if set(pair) != {"A", "B"}:
             raise AdapterError(
                 f"{directory}: {module} has lora_{''.join(pair)} but not both lora_A and lora_B"
             )
-        a, b = pair["A"], pair["B"]
-        if a.dim() != 2 or b.dim() != 2 or a.shape[0] != rank or b.shape[1] != rank:
+        (key_a, shape_a), (key_b, shape_b) = pair["A"], pair["B"]
+        if len(shape_a) != 2 or len(shape_b) != 2 or shape_a[0] != rank or shape_b[1] != rank:
             raise AdapterError(
-                f"{directory}: {module} has lora_A {tuple(a.shape)} and lora_B {tuple(b.shape)}; "
+                f"{directory}: {module} has lora_A {tuple(shape_a)} and lora_B {tuple(shape_b)}; "
                 f"rank {rank} needs ({rank}, in) and (out, {rank})"
             )
-        if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
-            raise AdapterError(f"{directory}: {module} holds NaN or infinite values")
-        weights[module] = (a.contiguous(), b.contiguous())
-    return LoraWeights(rank=rank, scale=scale, weights=weights)
+        shapes[module] = (shape_a[1], shape_b[0])
+        keys[module] = (key_a, key_b)
+    return AdapterLayout(rank=rank, scale=scale, shapes=shapes, keys=keys, codec_keys=tuple(codec_parts))
+
+
+def check_layout(layout: AdapterLayout, model: torch.nn.Module, where: str | Path) -> None:
+    """AdapterError unless every adapted module is a projection of `model` with the same shape."""
+    try:
+        check_against_model(layout.shapes, model)
+    except ValueError as exc:
+        raise AdapterError(f"{where}: {exc}") from None
+
+
+def read_adapter(directory: str | Path) -> LoraWeights:
+    """The adapter's weights (float32, CPU) on our module names. AdapterError for anything it cannot serve."""
+    directory = Path(directory)
+    layout = read_adapter_layout(directory)
+    weights: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    try:
+        with safe_open(str(directory / ADAPTER_WEIGHTS), framework="pt") as handle:
+            for key in layout.codec_keys:
+                if ".lora_B" in key and handle.get_tensor(key).any():
+                    raise AdapterError(
+                        f"{directory}: the adapter changes the Mimi codec ({key}), which csmstream does not "
+                        "adapt; train with target_modules that leave codec_model out"
+                    )
+            for module, (key_a, key_b) in layout.keys.items():
+                a = handle.get_tensor(key_a).to(torch.float32).contiguous()
+                b = handle.get_tensor(key_b).to(torch.float32).contiguous()
+                if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
+                    raise AdapterError(f"{directory}: {module} holds NaN or infinite values")
+                weights[module] = (a, b)
+    except AdapterError:
+        raise
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise AdapterError(
+            f"{directory / ADAPTER_WEIGHTS} is damaged or not a safetensors file: {exc}"
+        ) from None
+    return LoraWeights(rank=layout.rank, scale=layout.scale, weights=weights)
 
 
 def load_adapter(directory: str | Path, model: torch.nn.Module) -> LoraWeights:
     """`read_adapter`, then checked against `model`'s projections (AdapterError when made for another model)."""
-    adapter = read_adapter(directory)
-    try:
-        check_against_model(adapter, model)
-    except ValueError as exc:
-        raise AdapterError(f"{directory}: {exc}") from None
-    return adapter
+    check_layout(read_adapter_layout(directory), model, directory)
+    return read_adapter(directory)

@@ -116,13 +116,12 @@ class AdapterBank:
             for layer in self.projections.values()
         )
 
-    def check(self, adapter: LoraWeights) -> None:
-        """ValueError unless `adapter` fits this bank (call `check_against_model` first for shapes)."""
-        if adapter.rank > self.max_rank:
-            raise ValueError(
-                f"the adapter has rank {adapter.rank}; this server holds rank <= {self.max_rank}"
-            )
-        outside = sorted({n for n in adapter.weights if n not in self.projections})
+    def check(self, rank: int, modules: Iterable[str]) -> None:
+        """ValueError unless an adapter of `rank` changing `modules` fits this bank (shapes: see
+        `check_against_model`)."""
+        if rank > self.max_rank:
+            raise ValueError(f"the adapter has rank {rank}; this server holds rank <= {self.max_rank}")
+        outside = sorted({n for n in modules if n not in self.projections})
         if outside:
             raise ValueError(
                 f"the adapter targets {outside[0]} (and {len(outside) - 1} more), which this server does not "
@@ -133,7 +132,7 @@ class AdapterBank:
     def write(self, index: int, adapter: LoraWeights) -> None:
         """Put `adapter` at bank index `index` (1..N): its tables there, zeros where it has none."""
         assert 1 <= index <= self.num_adapters, f"bank index {index} not in [1, {self.num_adapters}]"
-        self.check(adapter)
+        self.check(adapter.rank, adapter.weights)
         for name, layer in self.projections.items():
             layer.lora_a[index].zero_()
             layer.lora_b[index].zero_()
@@ -152,16 +151,17 @@ class AdapterBank:
             layer.lora_b[index].zero_()
 
 
-def check_against_model(adapter: LoraWeights, model: nn.Module) -> None:
-    """ValueError unless every adapted module is an adaptable projection of `model` with matching shapes."""
+def check_against_model(shapes: dict[str, tuple[int, int]], model: nn.Module) -> None:
+    """ValueError unless every adapted module (name → (in, out) features) is an adaptable projection of
+    `model` with the same shape."""
     projections = adaptable_projections(model)
-    for name, (a, b) in adapter.weights.items():
+    for name, (in_features, out_features) in shapes.items():
         layer = projections.get(name)
         if layer is None:
             raise ValueError(f"the adapter targets {name!r}, which this model has no projection for")
-        if a.shape[1] != layer.in_features or b.shape[0] != layer.out_features:
+        if in_features != layer.in_features or out_features != layer.out_features:
             raise ValueError(
-                f"the adapter's {name} is {a.shape[1]} → {b.shape[0]}; this model's is "
+                f"the adapter's {name} is {in_features} → {out_features}; this model's is "
                 f"{layer.in_features} → {layer.out_features}: it was trained on another model"
             )
 
@@ -169,7 +169,7 @@ def check_against_model(adapter: LoraWeights, model: nn.Module) -> None:
 @torch.no_grad()
 def merge_into_weights(adapter: LoraWeights, model: nn.Module) -> None:
     """W += scale · B · A for every adapted projection: the base model becomes the adapted one (one voice)."""
-    check_against_model(adapter, model)
+    check_against_model({n: (a.shape[1], b.shape[0]) for n, (a, b) in adapter.weights.items()}, model)
     projections = adaptable_projections(model)
     for name, (a, b) in adapter.weights.items():
         weight = projections[name].weight

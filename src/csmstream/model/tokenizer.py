@@ -171,6 +171,14 @@ def _segment_rows(
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
+def segment_rows(
+    tokenizer: TextTokenizer, segment: Segment, num_codebooks: int = 32
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """tokens, mask (T, K + 1) of one segment given as codes, laid out exactly as `build_prompt` lays out
+    context: its text rows, then its frames and the all-zero end frame (fine-tuning examples use it)."""
+    return _segment_rows(tokenizer, segment, None, num_codebooks, 0)
+
+
 def build_prompt(
     tokenizer: TextTokenizer,
     context: Sequence[Segment],

@@ -30,7 +30,7 @@ import soundfile as sf
 from csmstream.audio.constants import SAMPLE_RATE
 from csmstream.audio.resample import resample, to_mono
 from csmstream.errors import BadRequest, CsmstreamError
-from csmstream.model.adapter_files import ADAPTER_FILES, AdapterError, adapter_digest, read_adapter_config
+from csmstream.model.adapter_files import ADAPTER_FILES, AdapterError, adapter_digest, read_adapter_layout
 from csmstream.voices.validate import check_speaker, is_valid_voice_id
 from csmstream.voices.voice import Voice, VoiceSegment, frozen_audio
 
@@ -121,7 +121,7 @@ def _adapter_of(voice_dir: Path, entry: object) -> tuple[Path | None, str | None
     if entry != ADAPTER_DIR:
         raise ValueError(f"voice.json: adapter must be {ADAPTER_DIR!r}, got {entry!r}")
     adapter_dir = voice_dir / ADAPTER_DIR
-    read_adapter_config(adapter_dir)
+    read_adapter_layout(adapter_dir)  # config and header: a damaged adapter is a damaged voice
     return adapter_dir, adapter_digest(adapter_dir)
 
 
