@@ -49,6 +49,7 @@ def test_voices_add_with_an_adapter_stores_and_lists_a_fine_tuned_voice(
     assert main([*args, "--adapter", str(adapter_dir)]) == 0
     voice = VoiceLibrary(library_dir, builtin_dir=None).get("brand")
     assert voice.adapter_dir == library_dir / "brand" / "adapter"
+    assert voice.name == "brand" and voice.info().adapter
     for name in ("adapter_config.json", "adapter_model.safetensors"):
         assert (voice.adapter_dir / name).read_bytes() == (adapter_dir / name).read_bytes()
     capsys.readouterr()

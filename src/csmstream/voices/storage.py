@@ -178,10 +178,10 @@ def write_voice_dir(
             entries.append({"file": file_name, "text": segment.text})
         if adapter_dir is not None:
             (temp_dir / ADAPTER_DIR).mkdir()
-            for name in ADAPTER_FILES:
+            for file_name in ADAPTER_FILES:
                 with (
-                    open(adapter_dir / name, "rb") as source,
-                    open(temp_dir / ADAPTER_DIR / name, "wb") as copy,
+                    open(adapter_dir / file_name, "rb") as source,
+                    open(temp_dir / ADAPTER_DIR / file_name, "wb") as copy,
                 ):
                     shutil.copyfileobj(source, copy)
                     _flush(copy)
