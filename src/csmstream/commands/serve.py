@@ -101,15 +101,44 @@ def add_parser(subparsers) -> None:
         default=None,
         help="on SIGTERM: seconds running streams may take to finish before they are ended (default 30)",
     )
+    # scale-out on Ray Serve (src/csmstream/scale/; needs the `ray` extra)
+    p.add_argument(
+        "--ray",
+        action="store_true",
+        help="serve with N engine replicas behind Ray Serve (pip install csmstream[ray])",
+    )
+    p.add_argument(
+        "--replicas", type=int, default=1, help="with --ray: engine replicas, one engine each (default 1)"
+    )
+    p.add_argument(
+        "--max-replicas",
+        type=int,
+        default=None,
+        help="with --ray: autoscale up to this many on queued streams",
+    )
+    p.add_argument(
+        "--replica-cpus",
+        type=float,
+        default=1.0,
+        help="with --ray: CPUs Ray reserves per replica (default 1)",
+    )
+    p.add_argument(
+        "--replica-gpus",
+        type=float,
+        default=None,
+        help="with --ray: GPUs per replica (default 1 for CSM when the cluster has GPUs, else 0)",
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        help="with --ray: the Ray cluster (default $RAY_ADDRESS, else a local one)",
+    )
     p.set_defaults(func=run)
 
 
-def _settings(args: argparse.Namespace):
-    from pydantic import ValidationError
-
-    from csmstream.config import Settings
-
-    flags = {
+def _flags(args: argparse.Namespace) -> dict:
+    """The settings given as flags (None: not given), by `Settings` field name."""
+    return {
         "model": args.model,
         "engine": args.engine,
         "host": args.host,
@@ -130,6 +159,14 @@ def _settings(args: argparse.Namespace):
         "persona": args.persona,
         "stt_model": args.stt_model,
     }
+
+
+def _settings(args: argparse.Namespace):
+    from pydantic import ValidationError
+
+    from csmstream.config import Settings
+
+    flags = _flags(args)
     try:
         return Settings(**{key: value for key, value in flags.items() if value is not None})
     except ValidationError as exc:
@@ -186,6 +223,10 @@ def run(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     install_log_redaction()  # uvicorn logs URLs whole: no `?api_key=` may reach the log
+    if getattr(args, "ray", False):
+        return _run_on_ray(args)
+    if getattr(args, "replicas", 1) != 1 or getattr(args, "max_replicas", None) is not None:
+        raise CsmstreamError("--replicas and --max-replicas need --ray")
     settings, llm_line = with_default_llm(_settings(args))
     logging.getLogger("csmstream").info(llm_line)
     options = _options(args)
@@ -259,3 +300,19 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_ENGINE_FAILED
     return 0
+
+
+def _run_on_ray(args: argparse.Namespace) -> int:
+    """`--ray`: the replicas build their own engines from these settings (src/csmstream/scale/ray_serve.py)."""
+    import dataclasses
+
+    try:
+        import ray.serve  # noqa: F401
+
+        from csmstream.scale import ray_serve
+    except ImportError as exc:
+        raise CsmstreamError(f"--ray needs Ray Serve: pip install 'csmstream[ray]' ({exc})") from None
+    options = dataclasses.asdict(_options(args))  # every replica builds the same ServerOptions
+    if args.drain_timeout is not None and args.drain_timeout < 0:
+        raise CsmstreamError("--drain-timeout must be zero or more seconds")
+    return ray_serve.run(args, _settings(args), options, _flags(args))
