@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import os
 import shutil
@@ -57,7 +56,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -69,10 +68,13 @@ sys.path.append(str(BENCH_DIR.parent / "tests"))  # serve_process, which server_
 sys.path.insert(0, str(BENCH_DIR.parent / "tests" / "server"))
 
 from server_process import start_server  # noqa: E402
-from websockets.asyncio.client import connect  # noqa: E402
-from websockets.exceptions import WebSocketException  # noqa: E402
 
-from csmstream.audio.constants import SAMPLE_RATE  # noqa: E402
+from csmstream.clients.loadtest.listener import Playback, play_back  # noqa: E402
+from csmstream.clients.loadtest.stream import (  # noqa: E402
+    StreamPlan,
+    StreamRecord,
+    run_stream_on_new_connection,
+)
 from model_sizes import describe_device, write_bench_checkpoint_elsewhere  # noqa: E402
 from serving_configs import SHIPPED, drop_csmstream_env, serve_args  # noqa: E402
 
@@ -123,99 +125,46 @@ def draw_arrivals(offered_load: float, duration_s: float, rng: np.random.Generat
     return arrivals
 
 
-# ---- one listener ------------------------------------------------------------------------------------------
+# ---- one listener (the stream and the jitter buffer are csmstream loadtest's) --------------------------------
 @dataclass
 class StreamResult:
     arrival: Arrival
-    outcome: str = "pending"  # completion | busy | <other error code> | timeout | connection
-    sent_s: float | None = None
-    queued_s: float | None = None
-    started_s: float | None = None
-    chunks: list[tuple[float, float]] = field(default_factory=list)  # (arrival time, audio seconds)
-    message: str = ""
+    record: StreamRecord
+
+    @property
+    def outcome(self) -> str:
+        """completion | busy | <other error code> | timeout | connection"""
+        return "completion" if self.record.outcome == "completed" else self.record.error_code or "connection"
+
+    @property
+    def message(self) -> str:
+        return self.record.message
+
+    @property
+    def chunks(self) -> list[tuple[float, float]]:  # (arrival time, audio seconds)
+        return self.record.chunks
+
+    @property
+    def queued_s(self) -> float | None:
+        return self.record.queued_s
 
     @property
     def ttfa_ms(self) -> float | None:
-        if self.sent_s is None or not self.chunks:
-            return None
-        return (self.chunks[0][0] - self.sent_s) * 1000.0
+        return self.record.ttfa_ms
 
     @property
     def queue_wait_ms(self) -> float | None:
-        if self.queued_s is None or self.started_s is None:
-            return None
-        return (self.started_s - self.queued_s) * 1000.0
+        return self.record.queue_wait_ms
 
 
-@dataclass(frozen=True)
-class Playback:
-    underruns: int
-    underrun_ms: float
-
-
-def play_back(chunks: list[tuple[float, float]], jitter_s: float) -> Playback:
-    """Play chunks (arrival time, audio seconds) through a jitter buffer: start (and restart after an underrun)
-    once jitter_s is buffered or everything has arrived; the buffer running dry before the last chunk has
-    arrived is an underrun, heard until playback restarts."""
-    received_s = played_s = 0.0  # audio received so far; audio position where playback last (re)started
-    playing_since = None  # wall time playback last (re)started; None while buffering
-    dry_since = None  # wall time the buffer ran dry (an underrun being heard)
-    underruns, underrun_s = 0, 0.0
-    for i, (at_s, audio_s) in enumerate(chunks):
-        if playing_since is not None and played_s + (at_s - playing_since) > received_s:
-            underruns += 1  # the buffer ran dry before this chunk came
-            dry_since = playing_since + (received_s - played_s)
-            played_s, playing_since = received_s, None
-        received_s += audio_s
-        is_last = i == len(chunks) - 1
-        if playing_since is None and (received_s - played_s >= jitter_s or is_last):
-            if dry_since is not None:
-                underrun_s += at_s - dry_since
-                dry_since = None
-            playing_since = at_s
-    return Playback(underruns, underrun_s * 1000.0)
-
-
-async def listen(ws_url: str, arrival: Arrival, timeout_s: float) -> StreamResult:
+async def listen(server_url: str, arrival: Arrival, timeout_s: float) -> StreamResult:
     """One listener: connect, ask for the utterance, note when each message comes, until the terminal one."""
-    result = StreamResult(arrival)
-    message = {
-        "type": "synthesize",
-        "text": arrival.text,
-        "request_id": "u",
-        "seed": arrival.seed,
-        "max_seconds": arrival.audio_s,
-        "format": "pcm_s16le",
-        "audio_encoding": "binary",
-    }
-    try:
-        async with asyncio.timeout(timeout_s):
-            async with connect(ws_url, max_size=None, open_timeout=timeout_s) as ws:
-                result.sent_s = time.perf_counter()
-                await ws.send(json.dumps(message))
-                async for frame in ws:
-                    if isinstance(frame, bytes):
-                        continue  # the audio itself: its length is in the audio_chunk before it
-                    now_s, reply = time.perf_counter(), json.loads(frame)
-                    if reply["type"] == "audio_chunk":
-                        result.chunks.append((now_s, reply["samples"] / SAMPLE_RATE))
-                    elif reply["type"] == "audio_status" and reply["status"] == "queued":
-                        result.queued_s = result.queued_s or now_s
-                    elif reply["type"] == "audio_status" and reply["status"] == "started":
-                        result.started_s = now_s
-                    elif reply["type"] == "completion":
-                        result.outcome = "completion"
-                        break
-                    elif reply["type"] == "error":
-                        result.outcome, result.message = reply["code"], reply.get("message", "")
-                        break
-    except TimeoutError:
-        result.outcome = "timeout"
-    except (OSError, WebSocketException) as exc:
-        result.outcome, result.message = "connection", f"{type(exc).__name__}: {exc}"
-    if result.outcome == "pending":
-        result.outcome = "connection"  # the socket closed before a terminal message
-    return result
+    plan = StreamPlan(
+        text=arrival.text,
+        request_id="u",
+        params={"seed": arrival.seed, "max_seconds": arrival.audio_s},
+    )
+    return StreamResult(arrival, await run_stream_on_new_connection(server_url, plan, timeout_s))
 
 
 # ---- the server, watched ---------------------------------------------------------------------------------
@@ -379,7 +328,7 @@ async def run_level(server, offered_load: float, args, rng, deadline_s: float, w
             await asyncio.sleep(max(0.0, t0 + arrival.at_s - time.perf_counter()))
             # a stream may take long when the server is saturated, never past the run's budget
             timeout_s = min(30.0 + 5.0 * arrival.audio_s, max(5.0, deadline_s - time.perf_counter()))
-            tasks.append(asyncio.create_task(listen(server.ws_url, arrival, timeout_s)))
+            tasks.append(asyncio.create_task(listen(server.url, arrival, timeout_s)))
         results = list(await asyncio.gather(*tasks))
     playbacks = [
         play_back(r.chunks, args.jitter_ms / 1000.0) if r.outcome == "completion" else None for r in results
@@ -402,7 +351,7 @@ async def warm_up(server, mode: str, max_slots: int, deadline_s: float) -> str:
     t0 = time.perf_counter()
     timeout_s = max(30.0, deadline_s - t0)
     arrivals = [Arrival(0.0, audio_s, i, utterance_text(audio_s)) for i in range(num_streams)]
-    results = await asyncio.gather(*(listen(server.ws_url, a, timeout_s) for a in arrivals))
+    results = await asyncio.gather(*(listen(server.url, a, timeout_s) for a in arrivals))
     failed = [r for r in results if r.outcome != "completion"]
     note = f"; {len(failed)} failed: {failed[0].outcome} {failed[0].message}" if failed else ""
     return f"{num_streams} streams of {audio_s:g} s took {time.perf_counter() - t0:.1f} s{note}"

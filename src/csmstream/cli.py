@@ -14,7 +14,7 @@ import sys
 from csmstream.errors import CsmstreamError
 
 # name → module under csmstream.commands; a missing module is skipped (its feature is not installed)
-SUBCOMMANDS = ["say", "serve", "chat", "talk", "voices", "finetune", "dev"]
+SUBCOMMANDS = ["say", "serve", "chat", "talk", "voices", "finetune", "dev", "loadtest"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from csmstream.model.lora_targets import ADAPTABLE
+
 DEFAULT_MODEL = "sesame/csm-1b"
 
 
@@ -43,7 +45,7 @@ class Settings(BaseSettings):
     )
     max_lora_rank: int = Field(16, ge=1, le=512, description="the largest adapter rank served")
     lora_targets: str = Field(
-        "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
+        ",".join(ADAPTABLE),
         description="the projections adapters may change (comma-separated); fewer: a smaller bank",
     )
     merge_voice: str = Field(

@@ -8,9 +8,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from csmstream.errors import BadRequest
 from csmstream.model.adapter_files import read_adapter
 from csmstream.model.checkpoint import load_checkpoint
 from csmstream.model.generate import generate
+from csmstream.model.lora_targets import parse_targets
 from csmstream.model.sampling import SamplingParams
 from csmstream.model.tokenizer import build_prompt
 from csmstream.train.lora_setup import (
@@ -18,7 +20,6 @@ from csmstream.train.lora_setup import (
     LoraSetupError,
     adapter_state,
     add_lora,
-    parse_targets,
     save_adapter,
     target_module_names,
 )
@@ -84,7 +85,7 @@ def test_saved_adapter_is_peft_format_and_reads_back(tiny_checkpoint_dir, tmp_pa
 
 
 def test_bad_settings_are_refused_clearly():
-    with pytest.raises(LoraSetupError, match="unknown LoRA target"):
+    with pytest.raises(BadRequest, match="lm_head given; choose from q_proj"):
         LoraSettings(targets=("q_proj", "lm_head"))
     with pytest.raises(LoraSetupError, match="--rank"):
         LoraSettings(rank=0)

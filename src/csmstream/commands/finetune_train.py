@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from csmstream.train.lora_setup import DEFAULT_TARGETS
+from csmstream.model.lora_targets import ADAPTABLE
 
 DEFAULTS_HELP = "(default: %(default)s)"
 
@@ -61,7 +61,7 @@ def add_parser(actions: argparse._SubParsersAction) -> None:
     )
     recipe.add_argument(
         "--targets",
-        default=",".join(DEFAULT_TARGETS),
+        default=",".join(ADAPTABLE),
         help=f"projections to adapt, comma-separated, or 'all' {DEFAULTS_HELP}",
     )
     recipe.add_argument(
@@ -113,8 +113,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from csmstream.model.checkpoint import load_checkpoint, resolve_device
+    from csmstream.model.lora_targets import parse_targets
     from csmstream.train.dataset import codec_fingerprint, load_dataset
-    from csmstream.train.lora_setup import LoraSettings, parse_targets
+    from csmstream.train.lora_setup import LoraSettings
     from csmstream.train.run_state import check_run_dir, write_run_file
     from csmstream.train.trainer import FRAME_RATE_HZ, TrainingError, TrainSettings, train
     from csmstream.train.voice_output import open_library, plan_voice, write_voice

@@ -7,6 +7,7 @@ import logging
 from csmstream.config import Settings
 from csmstream.engine.base import SpeechEngine
 from csmstream.errors import CheckpointError
+from csmstream.model.lora_targets import parse_targets
 
 log = logging.getLogger("csmstream")
 
@@ -32,21 +33,9 @@ def build_csm_engine(settings: Settings, voices) -> SpeechEngine:
         model_name=settings.model,
         max_adapters=settings.max_adapters,
         max_lora_rank=settings.max_lora_rank,
-        lora_targets=lora_targets(settings.lora_targets),
+        lora_targets=parse_targets(settings.lora_targets),
         merge_voice=settings.merge_voice or None,
     )
-
-
-def lora_targets(text: str) -> tuple[str, ...]:
-    """`q_proj,v_proj` → ("q_proj", "v_proj"); CsmstreamError for a name that is not an adaptable projection."""
-    from csmstream.errors import CsmstreamError
-    from csmstream.model.lora import ADAPTABLE
-
-    names = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [name for name in names if name not in ADAPTABLE]
-    if unknown or not names:
-        raise CsmstreamError(f"lora targets {text!r}: choose among {', '.join(ADAPTABLE)}")
-    return names
 
 
 def build_piper_engine(settings: Settings, voices) -> SpeechEngine:

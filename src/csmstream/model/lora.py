@@ -24,8 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# The projections of a transformer block that an adapter may target, by their module name's last part.
-ADAPTABLE = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+from csmstream.model.lora_targets import ADAPTABLE
 
 
 class Projection(nn.Linear):

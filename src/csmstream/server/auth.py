@@ -2,7 +2,7 @@
 without keys.
 
 Keys are off by default. When `Settings.api_keys` / `api_keys_file` hold any key, every HTTP and WebSocket
-endpoint except the public paths (`/health` and the static web demo) needs one, presented as
+endpoint except the public paths (`/health`, its probes and the static web demo) needs one, presented as
 `Authorization: Bearer KEY` (OpenAI clients), `x-api-key` / `x-goog-api-key`, on a WebSocket as the
 subprotocol `csmstream.bearer.KEY` (what browsers should use: they cannot set headers on a WebSocket, and a
 URL ends up in logs; offer `csmstream` beside it and the server selects that one), or `?api_key=` / `?key=`
@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 # 4000-4999 are for applications (RFC 6455 §7.4.2); these mirror HTTP 401 and 403
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
-DEFAULT_PUBLIC_PATHS = ("/health",)
+DEFAULT_PUBLIC_PATHS = ("/health", "/health/ready", "/health/live")
 KEY_HEADERS = ("x-api-key", "x-goog-api-key")
 KEY_QUERY_PARAMS = ("api_key", "key")
 # WebSocket subprotocols: a browser offers ["csmstream", "csmstream.bearer.KEY"]; the server selects "csmstream"

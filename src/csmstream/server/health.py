@@ -1,7 +1,16 @@
-"""`GET /health`: is the server up, which engine and model, how loaded.
+"""`GET /health`: is the server up, which engine and model, how loaded; and the two probes of supervisors
+and load balancers, `GET /health/ready` and `GET /health/live`.
 
 `status` is the engine's: `starting` (loading, compiling, measuring), `ok`, `draining`, `unhealthy`. Anything
-but `ok` answers 503, so a load balancer or supervisor can act on the status code alone."""
+but `ok` answers 503, so a load balancer or supervisor can act on the status code alone.
+
+- `/health/ready` (readiness: send traffic here?): 200 `{"ready": true}` only while the engine is `ok`, which
+  also means the server is not draining (a SIGTERM turns the engine `draining`, server/drain.py); otherwise
+  503 `{"ready": false, "status": ..., "reason": ...}`.
+- `/health/live` (liveness: restart this process?): 200 whenever the process answers HTTP at all, also while
+  it warms up or drains. An `unhealthy` engine is live too: `csmstream serve` exits by itself (status 3)
+  soon after, and the supervisor restarts it then; killing it earlier would cut the errors on their way out.
+"""
 
 from __future__ import annotations
 
@@ -41,6 +50,28 @@ async def health(request: Request) -> JSONResponse:
         "llm": _llm(request, ctx.settings),
     }
     return JSONResponse(body, status_code=200 if status == "ok" else 503)
+
+
+# Why a server is not ready, by engine status: the text of a 503 from /health/ready.
+NOT_READY_REASONS = {
+    "starting": "the engine is loading the model or warming up (building and timing its step shapes)",
+    "draining": "the server is draining: it is shutting down and admits no new requests",
+    "unhealthy": "the engine failed (device errors) and the server is about to exit for a restart",
+}
+
+
+@router.get("/health/ready")
+async def ready(request: Request) -> JSONResponse:
+    status = server_context(request).engine.status
+    if status == "ok":
+        return JSONResponse({"ready": True, "status": status})
+    reason = NOT_READY_REASONS.get(status, f"the engine's status is {status}")
+    return JSONResponse({"ready": False, "status": status, "reason": reason}, status_code=503)
+
+
+@router.get("/health/live")
+async def live(request: Request) -> JSONResponse:
+    return JSONResponse({"live": True, "status": server_context(request).engine.status})
 
 
 def _llm(request: Request, settings) -> dict:

@@ -97,14 +97,18 @@ class Dataset:
         """(frames, K) int64 codes of a clip."""
         array = np.load(self.path / clip.codes, allow_pickle=False)
         if array.ndim != 2 or array.shape[1] != self.num_codebooks:
-            raise DatasetError(f"{clip.codes}: codes of shape {array.shape}, expected (frames, {self.num_codebooks})")
+            raise DatasetError(
+                f"{clip.codes}: codes of shape {array.shape}, expected (frames, {self.num_codebooks})"
+            )
         return torch.from_numpy(array.astype(np.int64))
 
     def audio(self, clip: Clip) -> np.ndarray:
         """(S,) float32 24 kHz audio of a clip."""
         samples, rate = sf.read(self.path / clip.audio, dtype="float32", always_2d=False)
         if rate != SAMPLE_RATE or samples.ndim != 1:
-            raise DatasetError(f"{clip.audio}: expected mono {SAMPLE_RATE} Hz audio, got {rate} Hz {samples.shape}")
+            raise DatasetError(
+                f"{clip.audio}: expected mono {SAMPLE_RATE} Hz audio, got {rate} Hz {samples.shape}"
+            )
         return samples
 
     def check_model(self, num_codebooks: int, fingerprint: str | None = None) -> None:
@@ -133,7 +137,9 @@ def load_dataset(path: str | Path) -> Dataset:
     try:
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
         if meta.get("format") != FORMAT_VERSION:
-            raise DatasetError(f"{meta_file}: format {meta.get('format')!r}, this csmstream reads {FORMAT_VERSION}")
+            raise DatasetError(
+                f"{meta_file}: format {meta.get('format')!r}, this csmstream reads {FORMAT_VERSION}"
+            )
         clips = []
         with open(path / CLIPS_FILE, encoding="utf-8") as handle:
             for line_number, line in enumerate(handle, 1):
@@ -186,7 +192,9 @@ class DatasetWriter:
     ) -> Clip:
         assert split in SPLITS, f"split must be one of {SPLITS}, got {split!r}"
         codes_array = np.asarray(codes.cpu() if isinstance(codes, torch.Tensor) else codes)
-        assert codes_array.ndim == 2 and codes_array.max(initial=0) < 2**15, "codes must be (frames, K) < 32768"
+        assert codes_array.ndim == 2 and codes_array.max(initial=0) < 2**15, (
+            "codes must be (frames, K) < 32768"
+        )
         audio_rel, codes_rel = f"audio/{clip_id}.wav", f"codes/{clip_id}.npy"
         sf.write(self.temp / audio_rel, np.asarray(audio, dtype=np.float32), SAMPLE_RATE, subtype="FLOAT")
         np.save(self.temp / codes_rel, codes_array.astype(np.int16), allow_pickle=False)

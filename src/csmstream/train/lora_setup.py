@@ -20,15 +20,12 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 
 from csmstream.errors import CsmstreamError
+from csmstream.model.adapter_files import ADAPTER_FILES
 from csmstream.model.csm import CsmModel
+from csmstream.model.lora_targets import ADAPTABLE, parse_targets
 from csmstream.voices.storage import fsync_dir
 
-ATTENTION_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
-MLP_TARGETS = ("gate_proj", "up_proj", "down_proj")
-DEFAULT_TARGETS = ATTENTION_TARGETS + MLP_TARGETS
 STACKS = ("backbone", "depth_decoder")
-ADAPTER_CONFIG_FILE = "adapter_config.json"
-ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
 
 
 class LoraSetupError(CsmstreamError):
@@ -39,7 +36,7 @@ class LoraSetupError(CsmstreamError):
 class LoraSettings:
     rank: int = 16
     alpha: float = 32.0
-    targets: tuple[str, ...] = DEFAULT_TARGETS
+    targets: tuple[str, ...] = ADAPTABLE
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
@@ -47,20 +44,7 @@ class LoraSettings:
             raise LoraSetupError(f"--rank must be >= 1, got {self.rank}")
         if self.alpha <= 0:
             raise LoraSetupError(f"--alpha must be > 0, got {self.alpha}")
-        if not self.targets:
-            raise LoraSetupError(f"--targets is empty; choose from {','.join(DEFAULT_TARGETS)}")
-        unknown = [t for t in self.targets if t not in DEFAULT_TARGETS]
-        if unknown:
-            raise LoraSetupError(
-                f"unknown LoRA target(s) {', '.join(unknown)}; choose from {','.join(DEFAULT_TARGETS)}"
-            )
-
-
-def parse_targets(text: str) -> tuple[str, ...]:
-    """'q_proj, v_proj' → ('q_proj', 'v_proj'); 'all' → every projection."""
-    if text.strip() == "all":
-        return DEFAULT_TARGETS
-    return tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+        parse_targets(",".join(self.targets))  # BadRequest for none or an unknown one
 
 
 def target_module_names(model: torch.nn.Module, targets: Sequence[str]) -> list[str]:
@@ -141,7 +125,7 @@ def save_adapter(peft_model: PeftModel, state: dict[str, torch.Tensor], director
         load_adapter_state(peft_model, state)
         # no embedding-layer lookup: PEFT would otherwise look for the base model's config.json on the hub
         peft_model.save_pretrained(str(temp), safe_serialization=True, save_embedding_layers=False)
-        extra = [p for p in temp.iterdir() if p.name not in (ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE)]
+        extra = [p for p in temp.iterdir() if p.name not in ADAPTER_FILES]
         for path in extra:  # PEFT adds a model-card README: the adapter is the two standard files
             path.unlink()
         fsync_dir(temp)
