@@ -5,6 +5,7 @@ fine-tuned voice added while the server runs; a damaged one refused without harm
 from __future__ import annotations
 
 import concurrent.futures
+import time
 
 import httpx
 import numpy as np
@@ -98,6 +99,13 @@ def test_a_fine_tuned_voice_added_while_serving_is_spoken_and_a_damaged_one_refu
     assert response.status_code >= 400 and "damaged" in response.text, response.text
     assert server.health()["status"] == "ok" and server.health()["active_sessions"] == 0
     assert len(_speech(client, "brand")) > 0
+    # deleting a fine-tuned voice through the API unloads its adapter from the device
+    loaded = server.health()["adapters"]["loaded"]
+    assert httpx.delete(server.url + "/v1/voices/later", timeout=30).status_code == 200
+    deadline = time.monotonic() + 10
+    while server.health()["adapters"]["loaded"] != loaded - 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert server.health()["adapters"]["loaded"] == loaded - 1
 
 
 def test_say_speaks_a_fine_tuned_voice_locally(tiny_checkpoint_dir, voices_dir, tmp_path, monkeypatch):

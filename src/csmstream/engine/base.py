@@ -70,6 +70,11 @@ class SpeechEngine(abc.ABC):
         (`request.continues`), go on. Idempotent; never blocks. The default does nothing (test doubles)."""
         return None
 
+    def forget_voice(self, voice_id: str) -> None:
+        """The voice was deleted: drop what the engine keeps for it (a fine-tuned voice's adapter on the device)
+        once no request uses it. From any thread; never blocks. The default does nothing."""
+        return None
+
     def abort_all(self, message: str) -> None:
         """End every admitted or queued request soon with `Finished('error')` and a `Busy(message)` error
         (a drain that ran out of time). From any thread; never blocks. The default does nothing."""

@@ -24,6 +24,7 @@ session ends with an error, new requests are refused, and `on_fatal` tells the s
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import math
 import threading
@@ -147,6 +148,7 @@ class CsmEngine(SpeechEngine):
         self._status: EngineStatus = "starting"
         self._consecutive_failures = 0  # device work (a step, a prefill) that failed since the last success
         self._abort_error: Busy | None = None  # `abort_all`: the engine thread ends every session with it
+        self._forgotten_voices: collections.deque[str] = collections.deque()  # `forget_voice`, for the pool
 
     # ---- asyncio side --------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -186,6 +188,10 @@ class CsmEngine(SpeechEngine):
     def drain(self) -> None:
         if self._status in ("starting", "ok"):  # unhealthy stays unhealthy
             self._status = "draining"
+
+    def forget_voice(self, voice_id: str) -> None:
+        self._forgotten_voices.append(voice_id)  # the engine thread, which owns the pool, frees them
+        self._wake.set()
 
     def abort_all(self, message: str) -> None:
         self._abort_error = Busy(message)  # read by the engine thread, which alone ends sessions
@@ -362,6 +368,11 @@ class CsmEngine(SpeechEngine):
                 leftovers = self.scheduler.running + self.scheduler.waiting
             for session in leftovers:
                 self._finish(session, "error", error=self._abort_error)
+        # 0b. deleted voices: their adapters leave the device (those still speaking stay until they finish)
+        while self._forgotten_voices:
+            voice_id = self._forgotten_voices.popleft()
+            if self.adapter_pool is not None and self.adapter_pool.forget(voice_id):
+                log.info("unloaded the adapter of deleted voice %r", voice_id)
         # 1. cancelled sessions give their slots back first
         with self._lock:
             cancelled = self.scheduler.cancelled_sessions()

@@ -64,6 +64,9 @@ async def delete_voice(voice_id: str, request: Request) -> JSONResponse:
     voices = server_context(request).voices
     try:
         await run_in_threadpool(voices.delete, voice_id)
+        server_context(request).engine.forget_voice(
+            voice_id
+        )  # a fine-tuned voice's adapter leaves the device
     except CsmstreamError as exc:
         return _error_response(exc)
     return JSONResponse({"id": voice_id, "deleted": True})
