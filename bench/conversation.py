@@ -1,21 +1,27 @@
 """Voice conversation latency: from the end of the user's speech to the first audio of the answer.
 
     python bench/conversation.py [--turns 8] [--engine piper|csm|auto] [--model DIR]
-                                 [--llm-base-url URL --llm-model NAME | --llm-gguf FILE] [--stt DIR]
+                                 [--llm-base-url URL --llm-model NAME | --llm-gguf FILE | --instant-llm]
+                                 [--stt DIR] [--turn-detection server_vad|semantic_vad] [--eagerness auto]
                                  [--silence-ms 500]
 
 Each turn, a question spoken by piper goes through a real `Conversation` (Silero VAD, Whisper STT, the LLM,
 the speech engine), fed as a client would send it: the speech as fast as possible up to its last voiced
 sample, then the rest and the trailing silence at 1× in 20 ms chunks, so that from the end of speech on the
-stream time runs with the wall clock. Prints, median and p95 over the turns:
+stream time runs with the wall clock. Prints, median and p95 over the turns, in ms after the end of speech
+(the conversation's own per-stage timings, `pipeline/turn_timings.py`, as `response.done` carries them):
 
-  end of speech → speech_stopped      (the VAD's silence wait)
-  speech_stopped → transcript          (STT)
-  transcript → first assistant audio   (LLM first unit + synthesis time to first audio)
-  end of speech → first assistant audio (what the user waits)
+  speech_end_detected   the turn-end decision (the silence wait)
+  transcript_final      the user's words known (incremental STT: only the tail is left at the end)
+  llm_first_token       the LLM's first text
+  first_unit_to_voice   the first speakable unit handed to the voice
+  first_audio_out       the first assistant audio: what the user waits
 
-LLM: `--llm-base-url` (an OpenAI-compatible server), else `--llm-gguf`, else the GGUF that the
-llm-model extra ships (SmolLM2-135M-Instruct, the default conversation LLM), run embedded. Asserts nothing.
+and `speech_stopped → transcript` (the STT time left after the turn ended).
+
+LLM: `--instant-llm` (a scripted answer, written at once: the pipeline without the LLM's time),
+`--llm-base-url` (an OpenAI-compatible server), else `--llm-gguf`, else the GGUF that the llm-model extra
+ships (SmolLM2-135M-Instruct, the default conversation LLM), run embedded. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -37,8 +43,10 @@ from csmstream.engine.factory import build_engine
 from csmstream.pipeline import events as ev
 from csmstream.pipeline.conversation import Conversation
 from csmstream.pipeline.llm import LlamaCppLLM, LLMBackend, OpenAICompatibleLLM
+from csmstream.pipeline.llm.base import ChatMessage
 from csmstream.pipeline.session import SessionConfig, TurnDetection
 from csmstream.pipeline.stt import load_stt
+from csmstream.pipeline.turn_timings import STAGES
 from csmstream.pipeline.vad_model import SileroVadModel
 from csmstream.voices.library import VoiceLibrary
 
@@ -69,7 +77,20 @@ def pcm16(audio: np.ndarray) -> bytes:
     return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
 
 
+class InstantLLM(LLMBackend):
+    """A scripted answer, all of it at once: what the pipeline costs without the LLM."""
+
+    name = "instant (scripted)"
+    ANSWER = "Sure, here is a short answer. I hope it helps you today."
+
+    async def stream_chat(self, messages: list[ChatMessage], *, cancel: asyncio.Event | None = None):
+        for word in self.ANSWER.split(" "):
+            yield word + " "
+
+
 def build_llm(args: argparse.Namespace) -> LLMBackend:
+    if args.instant_llm:
+        return InstantLLM()
     if args.llm_base_url:
         return OpenAICompatibleLLM(args.llm_base_url, args.llm_model, args.llm_api_key, max_tokens=80)
     gguf = args.llm_gguf
@@ -101,6 +122,7 @@ async def one_turn(conversation: Conversation, audio: np.ndarray, events: asynci
         await asyncio.sleep(0)
     end_of_speech = time.perf_counter()
     stamps: dict[str, float] = {}
+    timings: dict[str, float] = {}
 
     async def watch() -> None:
         while "done" not in stamps:
@@ -116,6 +138,7 @@ async def one_turn(conversation: Conversation, audio: np.ndarray, events: asynci
                 print(f"  error: {event.code}: {event.message}")
             elif isinstance(event, ev.ResponseDone):
                 stamps["done"] = now
+                timings.update(event.timings_ms or {})
 
     watcher = asyncio.create_task(watch())
     for k, i in enumerate(range(0, len(paced), chunk)):  # 1×: chunk k is due k × 20 ms after the speech end
@@ -126,9 +149,8 @@ async def one_turn(conversation: Conversation, audio: np.ndarray, events: asynci
     await asyncio.wait_for(watcher, timeout=120)
     ms = {name: (t - end_of_speech) * 1000 for name, t in stamps.items()}
     return {
-        "vad": ms["stopped"],
-        "stt": ms["transcript"] - ms["stopped"],
-        "respond": ms["audio"] - ms["transcript"],
+        **timings,
+        "stt_after_stop": ms["transcript"] - ms["stopped"],
         "total": ms["audio"],
     }
 
@@ -141,7 +163,12 @@ async def main_async(args: argparse.Namespace) -> None:
         llm = build_llm(args)
         stt = load_stt(args.stt)
         # No barge-in: the next question comes while the last answer would still be playing.
-        detection = TurnDetection(silence_duration_ms=args.silence_ms, interrupt_response=False)
+        detection = TurnDetection(
+            type=args.turn_detection,
+            eagerness=args.eagerness,
+            silence_duration_ms=args.silence_ms,
+            interrupt_response=False,
+        )
         conversation = Conversation(
             engine, llm, stt, config=SessionConfig(turn_detection=detection), vad_model=SileroVadModel()
         )
@@ -153,30 +180,32 @@ async def main_async(args: argparse.Namespace) -> None:
 
         pump_task = asyncio.create_task(pump())
         print(f"engine={engine.name} ({engine.model_name})  llm={llm.name}  stt={stt.source}")
-        print(f"silence_duration_ms={args.silence_ms}  turns={args.turns}")
+        print(
+            f"turn_detection={args.turn_detection} (silence_duration_ms={args.silence_ms}, "
+            f"eagerness={args.eagerness})  turns={args.turns}"
+        )
         results = []
         for n in range(args.turns):
             question = QUESTIONS[n % len(QUESTIONS)]
             figures = await one_turn(conversation, spoken(question), events)
             results.append(figures)
-            print(
-                f"  turn {n + 1}: total {figures['total']:7.0f} ms  (vad {figures['vad']:5.0f}, "
-                f"stt {figures['stt']:5.0f}, llm+tts {figures['respond']:6.0f})  {question}"
-            )
+            stages = "  ".join(f"{figures.get(stage, float('nan')):5.0f}" for stage in STAGES)
+            print(f"  turn {n + 1}: {stages}  (stt after stop {figures['stt_after_stop']:4.0f})  {question}")
         await conversation.aclose()
         pump_task.cancel()
         await engine.stop()
         await llm.aclose()
 
-    print("\nstage                                   median      p95   (ms)")
-    for key, label in (
-        ("vad", "end of speech → speech_stopped"),
-        ("stt", "speech_stopped → transcript"),
-        ("respond", "transcript → first assistant audio"),
-        ("total", "end of speech → first assistant audio"),
-    ):
-        values = [r[key] for r in results]
-        print(f"{label:38s} {statistics.median(values):8.0f} {np.percentile(values, 95):8.0f}")
+    print("\nms after the end of speech              median      p95")
+    rows = [(stage, stage) for stage in STAGES]
+    rows += [
+        ("stt_after_stop", "(speech_stopped → transcript)"),
+        ("total", "(first audio, as the client saw it)"),
+    ]
+    for key, label in rows:
+        values = [r[key] for r in results if key in r]
+        if values:
+            print(f"{label:38s} {statistics.median(values):8.0f} {np.percentile(values, 95):8.0f}")
 
 
 def main() -> int:
@@ -190,6 +219,9 @@ def main() -> int:
     parser.add_argument("--llm-model", default=None)
     parser.add_argument("--llm-api-key", default=None)
     parser.add_argument("--llm-gguf", default=None)
+    parser.add_argument("--instant-llm", action="store_true", help="a scripted answer written at once")
+    parser.add_argument("--turn-detection", choices=["server_vad", "semantic_vad"], default="semantic_vad")
+    parser.add_argument("--eagerness", choices=["low", "medium", "high", "auto"], default="auto")
     parser.add_argument(
         "--stt", default=None, help="faster-whisper model dir or hub id (default: bundled tiny.en)"
     )

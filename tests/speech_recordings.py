@@ -32,7 +32,8 @@ def _piper_voice():
 
 
 @functools.cache
-def _spoken(text: str) -> np.ndarray:
+def spoken(text: str) -> np.ndarray:
+    """(S,) float32 24 kHz: `text` spoken by the piper voice as it comes (cached, read-only)."""
     chunks = list(_piper_voice().synthesize(text))
     audio = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
     audio = soxr.resample(audio, chunks[0].sample_rate, SAMPLE_RATE).astype(np.float32)
@@ -42,7 +43,7 @@ def _spoken(text: str) -> np.ndarray:
 
 def speak(text: str, level: float = 0.5) -> np.ndarray:
     """(S,) float32 24 kHz: `text` spoken by piper, peak at `level`."""
-    audio = _spoken(text)
+    audio = spoken(text)
     return (audio * (level / max(float(np.abs(audio).max()), 1e-6))).astype(np.float32)
 
 

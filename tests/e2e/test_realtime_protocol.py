@@ -65,8 +65,15 @@ MALFORMED = {
         {"type": "session.update", "session": {"turn_detection": {"silence_duration_ms": 1.5}}},
         "invalid_type",
     ),
-    "update_semantic_vad": (
-        {"type": "session.update", "session": {"turn_detection": {"type": "semantic_vad"}}},
+    "update_unknown_turn_detection": (
+        {"type": "session.update", "session": {"turn_detection": {"type": "push_to_talk"}}},
+        "invalid_value",
+    ),
+    "update_unknown_eagerness": (
+        {
+            "type": "session.update",
+            "session": {"turn_detection": {"type": "semantic_vad", "eagerness": "eager"}},
+        },
         "invalid_value",
     ),
     "update_turn_detection_not_an_object": (

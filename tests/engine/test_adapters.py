@@ -9,6 +9,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+from engine_helpers import run_with_engine
 from runner_helpers import Stream, assert_same_frames, step, text_prompt
 
 from csmstream.engine.adapter_pool import AdapterPool
@@ -206,17 +207,6 @@ async def _finish(handle) -> Finished:
     return events[-1]
 
 
-def _with_engine(engine, body):
-    async def main():
-        await engine.start()
-        try:
-            return await body(engine)
-        finally:
-            await engine.stop()
-
-    return asyncio.run(main())
-
-
 def test_the_engine_batches_fine_tuned_and_base_voices_and_frees_every_adapter(checkpoint, library):
     voice_ids = ["plain", "alpha", "beta", "alpha"]
 
@@ -227,8 +217,8 @@ def test_the_engine_batches_fine_tuned_and_base_voices_and_frees_every_adapter(c
     async def alone(engine):
         return [await _finish(engine.submit(_request(v, seed=i))) for i, v in enumerate(voice_ids)]
 
-    batched, adapters = _with_engine(_engine(checkpoint, library), together)
-    solo = _with_engine(_engine(checkpoint, library), alone)
+    batched, adapters = run_with_engine(_engine(checkpoint, library), together)
+    solo = run_with_engine(_engine(checkpoint, library), alone)
     for a, b in zip(batched, solo, strict=True):
         assert a.finish_reason == b.finish_reason == "length", (a, b)
         np.testing.assert_array_equal(a.codes, b.codes)
@@ -246,7 +236,7 @@ def test_cancelling_a_fine_tuned_stream_frees_its_slot_and_its_adapter(checkpoin
         follow = await _finish(engine.submit(_request("beta")))
         return mid, follow, engine.stats()
 
-    mid, follow, after = _with_engine(_engine(checkpoint, library), body)
+    mid, follow, after = run_with_engine(_engine(checkpoint, library), body)
     assert mid.active_sessions == 0 and mid.adapters["in_use"] == 0, mid
     assert follow.finish_reason == "length"
     assert after.adapters["in_use"] == 0 and after.active_sessions == 0
@@ -262,7 +252,7 @@ def test_more_fine_tuned_voices_at_once_than_the_bank_holds_get_busy_not_wrong_a
         )  # alpha is done: its index is reused
         return results, later, engine.stats().adapters
 
-    (first, second), later, adapters = _with_engine(_engine(checkpoint, library, max_adapters=1), body)
+    (first, second), later, adapters = run_with_engine(_engine(checkpoint, library, max_adapters=1), body)
     assert first.finish_reason == "length"
     assert second.finish_reason == "error" and isinstance(second.error, Busy), second
     assert "max-adapters" in str(second.error)
@@ -287,7 +277,7 @@ def test_an_adapter_for_another_model_is_a_clear_error_and_leaks_nothing(checkpo
         good = await _finish(engine.submit(_request("alpha")))
         return good, engine.stats()
 
-    good, stats = _with_engine(_engine(checkpoint, library), body)
+    good, stats = run_with_engine(_engine(checkpoint, library), body)
     assert good.finish_reason == "length"
     assert stats.active_sessions == 0 and stats.adapters["in_use"] == 0 and stats.adapters["loaded"] == 1
 
@@ -296,9 +286,9 @@ def test_a_merged_voice_speaks_like_the_bank_and_other_fine_tuned_voices_are_ref
     async def one(engine, voice_id):
         return await _finish(engine.submit(_request(voice_id)))
 
-    banked = _with_engine(_engine(checkpoint, library), lambda e: one(e, "alpha"))
+    banked = run_with_engine(_engine(checkpoint, library), lambda e: one(e, "alpha"))
     merged_engine = _engine(checkpoint, library, merge_voice="alpha")
-    merged = _with_engine(merged_engine, lambda e: one(e, "alpha"))
+    merged = run_with_engine(merged_engine, lambda e: one(e, "alpha"))
     np.testing.assert_array_equal(merged.codes, banked.codes)
     assert merged_engine.stats().adapters["merged_voice"] == "alpha"
 
@@ -306,9 +296,9 @@ def test_a_merged_voice_speaks_like_the_bank_and_other_fine_tuned_voices_are_ref
         with pytest.raises(BadRequest, match="merged voice 'alpha'"):
             engine.submit(_request("beta"))
 
-    _with_engine(_engine(checkpoint, library, merge_voice="alpha"), other)
+    run_with_engine(_engine(checkpoint, library, merge_voice="alpha"), other)
     with pytest.raises(BadRequest, match="--max-adapters 0"):
-        _with_engine(_engine(checkpoint, library, max_adapters=0), lambda e: one(e, "beta"))
+        run_with_engine(_engine(checkpoint, library, max_adapters=0), lambda e: one(e, "beta"))
 
 
 def test_the_voice_prefix_cache_keys_on_the_adapter(library, adapter_dirs):

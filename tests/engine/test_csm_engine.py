@@ -7,6 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 import torch
+from engine_helpers import run_with_engine
 
 from csmstream.engine.csm_engine import CsmEngine
 from csmstream.engine.events import AudioChunk, Finished, Queued, Started
@@ -39,17 +40,6 @@ async def collect(handle):
     async for event in handle.events():
         events.append(event)
     return events
-
-
-def run_with_engine(engine: CsmEngine, body):
-    async def main():
-        await engine.start()
-        try:
-            return await body(engine)
-        finally:
-            await engine.stop()
-
-    return asyncio.run(main())
 
 
 def request(text="Hello there, how are you?", seed=1, frames=12, **kw) -> SynthesisRequest:

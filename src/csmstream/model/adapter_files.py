@@ -34,6 +34,8 @@ _PEFT_PREFIX = "base_model.model."
 # `<module>.lora_A.weight`, also `<module>.lora_A.<adapter name>.weight` as some tools save it
 _KEY = re.compile(r"^(?P<module>.+)\.lora_(?P<part>[AB])(?:\.[\w-]+)?\.weight$")
 _OUR_PREFIXES = ("backbone.layers.", "depth_decoder.layers.")
+# what reading a damaged adapter file raises (AdapterErrors raised while reading pass through)
+_FILE_ERRORS = (SafetensorError, OSError)
 
 
 class AdapterError(BadRequest):
@@ -86,6 +88,10 @@ def our_module_name(key_module: str) -> str | None:
     return ours[: -len(".weight")] if ours is not None and ours.endswith(".weight") else None
 
 
+def _damaged(directory: Path, exc: Exception) -> AdapterError:
+    return AdapterError(f"{directory / ADAPTER_WEIGHTS} is damaged or not a safetensors file: {exc}")
+
+
 def _is_codec(key_module: str) -> bool:
     """A module of the Mimi codec. PEFT on transformers' whole CSM model with target_modules=["q_proj", ...]
     also wraps the codec's transformer layers; the CSM loss never runs the codec, so their lora_B stay zero
@@ -132,12 +138,8 @@ def read_adapter_layout(directory: str | Path) -> AdapterLayout:
                         f"({', '.join(ADAPTABLE)} of the backbone and the depth decoder)"
                     )
                 parts.setdefault(module, {})[match["part"]] = (key, list(handle.get_slice(key).get_shape()))
-    except AdapterError:
-        raise
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise AdapterError(
-            f"{directory / ADAPTER_WEIGHTS} is damaged or not a safetensors file: {exc}"
-        ) from None
+    except _FILE_ERRORS as exc:
+        raise _damaged(directory, exc) from None
     if not parts:
         raise AdapterError(f"{directory / ADAPTER_WEIGHTS} holds no LoRA tensors")
     shapes: dict[str, tuple[int, int]] = {}
@@ -185,12 +187,8 @@ def read_adapter(directory: str | Path) -> LoraWeights:
                 if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
                     raise AdapterError(f"{directory}: {module} holds NaN or infinite values")
                 weights[module] = (a, b)
-    except AdapterError:
-        raise
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise AdapterError(
-            f"{directory / ADAPTER_WEIGHTS} is damaged or not a safetensors file: {exc}"
-        ) from None
+    except _FILE_ERRORS as exc:
+        raise _damaged(directory, exc) from None
     return LoraWeights(rank=layout.rank, scale=layout.scale, weights=weights)
 
 

@@ -1,12 +1,16 @@
 """One spoken conversation (one realtime connection): the user's audio in, the assistant's speech out.
 
     mic audio ─▶ VAD ─▶ turn audio ─▶ STT ─▶ user turn ─┐
-                                                        ▼
+                  └─▶ incremental STT ─▶ turn-end decider ▼
     history ─▶ LLM stream ─▶ SpeakableSplitter ─▶ unit ─▶ SynthesisRequest(context = history) ─▶ audio out
 
 The transport drives it with `append_audio`, `commit`, `add_user_text`, `create_response`,
 `cancel_response`, `truncate` / `interrupt`, and reads `events()`. Everything runs on the caller's event loop;
 the methods that the transport calls never block (STT, LLM and synthesis run in tasks).
+
+While the user speaks, the turn is transcribed as it grows (`incremental_stt.py`: word deltas out, and a
+speculative decode of the turn as soon as a silence begins), so at the end of the turn its transcript is
+ready or nearly; with `semantic_vad` that transcript decides how much silence ends the turn (`turn_end.py`).
 
 Units are synthesized one after another, each with the previous ones in its context (so the voice carries
 on), while the LLM keeps writing: the first unit is spoken as soon as the splitter releases it.
@@ -34,12 +38,15 @@ from csmstream.engine.events import AudioChunk, Finished
 from csmstream.engine.request import SAMPLE_RATE, SynthesisRequest
 from csmstream.errors import BadRequest, CsmstreamError
 from csmstream.pipeline import events as ev
+from csmstream.pipeline.first_unit import FirstClauseSplitter
 from csmstream.pipeline.history import AssistantTurn, History, SpokenUnit, UserTurn
+from csmstream.pipeline.incremental_stt import IncrementalTranscription
 from csmstream.pipeline.input_buffer import InputAudioBuffer
 from csmstream.pipeline.llm.base import LLMBackend
 from csmstream.pipeline.playback import PlaybackClock
 from csmstream.pipeline.session import SessionConfig
 from csmstream.pipeline.stt import Transcriber
+from csmstream.pipeline.turn_timings import TurnTimings
 from csmstream.pipeline.vad import StreamingVad, VadEvent, as_float32
 from csmstream.pipeline.vad_model import SileroVadModel
 from csmstream.text.controls import speakable
@@ -51,6 +58,9 @@ log = logging.getLogger(__name__)
 TAIL_PADDING_MS = 100  # audio kept after the detected end of speech (the decay of the last word)
 PRE_ONSET_KEEP_MS = 1500  # input kept while nobody speaks: covers the onset confirmation delay + padding
 DRAIN_TIMEOUT_S = 5.0  # how long a cancelled synthesis may take to hand back its codes
+# Silence after which the turn so far is decoded in case the silence ends it. Shorter, and the dips between
+# words start decodes that occupy the recognizer for nothing; longer, and the transcript comes later.
+SPECULATE_AFTER_MS = 96.0
 
 
 def new_item_id() -> str:
@@ -71,6 +81,7 @@ class _Response:
     task: asyncio.Task[None] | None = None
     done: bool = False  # ResponseDone was emitted: nothing more may be emitted or added for it
     spoke: bool = False  # some transcript was emitted (the next unit needs a separating space)
+    timings: TurnTimings | None = None
 
 
 class Conversation:
@@ -103,6 +114,8 @@ class Conversation:
         self._input = InputAudioBuffer(self.config.input_sample_rate)
         self._speech_item_id: str | None = None
         self._speech_start_sample = 0
+        self._incremental: IncrementalTranscription | None = None  # the turn being spoken
+        self._turn_timings: TurnTimings | None = None  # of the newest spoken turn, until a response takes it
         self.update_config(config or SessionConfig())
 
     # ---- configuration
@@ -121,6 +134,7 @@ class Conversation:
         ):
             self._input = InputAudioBuffer(config.input_sample_rate)
             self._speech_item_id = None
+            self._drop_incremental()
             self._vad = None
             if config.turn_detection is not None:
                 if self._vad_model is None:
@@ -153,6 +167,8 @@ class Conversation:
             return
         for vad_event in self._vad.push(samples):
             self._on_vad(vad_event)
+        if self._speech_item_id is not None and self._vad.speaking:
+            self._follow_speech(self._vad)
         if self._speech_item_id is None:  # nobody is speaking: keep only what a coming onset might need
             self._input.drop_before(self._input.end_sample - self._input.ms_to_sample(PRE_ONSET_KEEP_MS))
 
@@ -165,17 +181,68 @@ class Conversation:
                 vad_event.at_ms - detection.prefix_padding_ms
             )
             self._emit(ev.SpeechStarted(self._speech_item_id, int(vad_event.at_ms)))
+            self._drop_incremental()
+            if self.stt is not None:
+                item = self._speech_item_id
+                self._incremental = IncrementalTranscription(
+                    self.stt,
+                    self.config.input_sample_rate,
+                    lambda delta: self._emit(ev.TranscriptionDelta(item, delta)),
+                )
             if detection.interrupt_response and self.assistant_audible():
                 self.interrupt()
             return
         if self._speech_item_id is None:
             return
         item_id, self._speech_item_id = self._speech_item_id, None
+        now_s = self._clock()
+        # on a live stream the silence waited for is wall time: the speech ended that long ago
+        self._turn_timings = TurnTimings(now_s - (vad_event.detected_ms - vad_event.at_ms) / 1000.0)
+        self._turn_timings.mark("speech_end_detected", now_s)
         self._emit(ev.SpeechStopped(item_id, int(vad_event.at_ms)))
-        end_sample = self._input.ms_to_sample(vad_event.at_ms + TAIL_PADDING_MS)
+        silence_start = self._input.ms_to_sample(vad_event.at_ms)
+        speculated_end = self._incremental.speculated_end(silence_start) if self._incremental else None
+        # the turn as the speculative decode cut it (its transcript is then ready), else with the full tail
+        end_sample = speculated_end or self._input.ms_to_sample(vad_event.at_ms + TAIL_PADDING_MS)
         audio = self._input.slice(self._speech_start_sample, end_sample)
         self._input.drop_before(end_sample)
-        self._commit_audio(item_id, audio, respond=detection.create_response)
+        self._commit_audio(item_id, audio, respond=detection.create_response, silence_start=silence_start)
+
+    def _follow_speech(self, vad: StreamingVad) -> None:
+        """While the user speaks: transcribe the turn as it grows; in a silence, decode the turn as the
+        silence would end it, and end it when the turn-end decider says the silence is long enough."""
+        incremental = self._incremental
+        silence_ms = vad.silence_ms
+        start = self._speech_start_sample
+        if incremental is not None and silence_ms == 0.0:
+            end = self._input.end_sample
+            incremental.partial(lambda: self._input.slice(start, end), end - start, end)
+            return
+        detection = self.config.turn_detection
+        assert detection is not None, "following speech without turn detection"
+        silence_start = self._input.ms_to_sample(vad.stream_ms - silence_ms)
+        if (
+            incremental is not None
+            and silence_ms >= SPECULATE_AFTER_MS
+            and incremental.speculated_end(silence_start) is None
+        ):
+            tail_end = silence_start + self._input.ms_to_sample(TAIL_PADDING_MS)
+            end_sample = min(tail_end, self._input.end_sample)  # as much of the tail as has arrived
+            incremental.speculate(silence_start, end_sample, self._input.slice(start, end_sample))
+        policy = detection.turn_end_policy()
+        if not policy.semantic:
+            return  # the VAD's own silence rule ends the turn
+        transcript = incremental.speculative_text(silence_start) if incremental is not None else None
+        if policy.turn_ended(transcript, silence_ms):
+            log.debug("turn ends after %.0f ms of silence: %r", silence_ms, transcript)
+            stop = vad.end_speech()
+            if stop is not None:
+                self._on_vad(stop)
+
+    def _drop_incremental(self) -> None:
+        if self._incremental is not None:
+            self._incremental.close()
+            self._incremental = None
 
     def commit(self) -> str | None:
         """Make the buffered input a user turn now (the client decides turns). Returns its item id, or None
@@ -183,6 +250,7 @@ class Conversation:
         audio = self._input.take_all()
         if self._speech_item_id is not None:  # the VAD was mid-turn: that turn is this one
             item_id, self._speech_item_id = self._speech_item_id, None
+            self._turn_timings = TurnTimings(self._clock())
             if self._vad is not None:
                 self._vad.reset()
         else:
@@ -196,6 +264,7 @@ class Conversation:
         """Drop buffered input (`input_audio_buffer.clear`)."""
         self._input.drop_before(self._input.end_sample)
         self._speech_item_id = None
+        self._drop_incremental()
         if self._vad is not None:
             self._vad.reset()
 
@@ -207,15 +276,36 @@ class Conversation:
         self.history.add(turn)
         return turn.item_id
 
-    def _commit_audio(self, item_id: str, audio: np.ndarray, *, respond: bool) -> None:
+    def _commit_audio(
+        self, item_id: str, audio: np.ndarray, *, respond: bool, silence_start: int | None = None
+    ) -> None:
         audio_24k = resample(audio, self.config.input_sample_rate, SAMPLE_RATE)
         turn = UserTurn(item_id, "", audio=audio_24k)
         self.history.add(turn)  # now, so turns keep the order they were spoken in
         self._emit(ev.InputCommitted(item_id))
+        incremental, self._incremental = self._incremental, None
+        if incremental is None and self.stt is not None:  # a client commit: no words were followed
+            incremental = IncrementalTranscription(
+                self.stt,
+                self.config.input_sample_rate,
+                lambda delta: self._emit(ev.TranscriptionDelta(item_id, delta)),
+            )
         previous = self._transcription
-        self._transcription = self._spawn(self._transcribe(turn, previous, respond))
+        final = (
+            self._spawn_text(incremental.final(audio, silence_start)) if incremental is not None else None
+        )  # starts now: it need not wait for the previous turn's transcript
+        self._transcription = self._spawn(
+            self._transcribe(turn, previous, respond, final, self._turn_timings)
+        )
 
-    async def _transcribe(self, turn: UserTurn, previous: asyncio.Task[None] | None, respond: bool) -> None:
+    async def _transcribe(
+        self,
+        turn: UserTurn,
+        previous: asyncio.Task[None] | None,
+        respond: bool,
+        final: asyncio.Task[str] | None = None,
+        timings: TurnTimings | None = None,
+    ) -> None:
         if previous is not None:  # transcripts come out in the order the turns were spoken
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await previous
@@ -225,15 +315,19 @@ class Conversation:
             return
         assert turn.audio is not None, "a spoken turn has audio"
         try:
-            turn.text = await self.stt.transcribe(turn.audio, SAMPLE_RATE)
+            turn.text = (
+                await final if final is not None else await self.stt.transcribe(turn.audio, SAMPLE_RATE)
+            )
         except CsmstreamError as exc:
             self.history.remove(turn)
             self._emit(ev.Error(exc.code, str(exc)))
             return
+        if timings is not None:
+            timings.mark("transcript_final", self._clock())
         self._emit(ev.TranscriptionCompleted(turn.item_id, turn.text))
         # Nothing recognised (a cough, noise): no answer. Nor when the user has already started again.
         if respond and turn.text and self._speech_item_id is None and self._response is None:
-            self.create_response()
+            self.create_response(timings)
 
     # ---- responses
 
@@ -248,14 +342,14 @@ class Conversation:
         last = self._last_response
         return last is not None and last.playback is not None and last.playback.playing()
 
-    def create_response(self) -> str | None:
+    def create_response(self, timings: TurnTimings | None = None) -> str | None:
         """Start answering the conversation so far. Returns the response id; None (with an `Error` event)
-        when a response is already in progress."""
+        when a response is already in progress. `timings`: of the spoken turn it answers."""
         if self._response is not None:
             self._emit(ev.Error("response_in_progress", "a response is already in progress: cancel it first"))
             return None
         turn = AssistantTurn(new_item_id())
-        response = _Response(new_response_id(), turn)
+        response = _Response(new_response_id(), turn, timings=timings or TurnTimings(self._clock()))
         self.history.add(turn)
         self._response = response
         self._emit(ev.ResponseCreated(response.response_id, turn.item_id))
@@ -325,7 +419,8 @@ class Conversation:
         item_id = turn.item_id
         self._emit(ev.AudioDone(response.response_id, item_id))
         self._emit(ev.TranscriptDone(response.response_id, item_id, turn.text))
-        self._emit(ev.ResponseDone(response.response_id, item_id, status, error))
+        timings_ms = response.timings.as_ms() if response.timings is not None else None
+        self._emit(ev.ResponseDone(response.response_id, item_id, status, error, timings_ms))
         if not turn.units:
             self.history.remove(turn)
 
@@ -381,9 +476,12 @@ class Conversation:
         units: asyncio.Queue[str | BaseException | None],
     ) -> None:
         """Stream the LLM's answer, cut into speakable units, into `units`; end with None (or the error)."""
-        splitter = SpeakableSplitter()
+        splitter = FirstClauseSplitter(SpeakableSplitter())  # a short first unit: the first audio sooner
+        timings = response.timings
         try:
             async for delta in self.llm.stream_chat(messages, cancel=response.cancel):
+                if timings is not None and delta:
+                    timings.mark("llm_first_token", self._clock())
                 for unit in splitter.push(delta):
                     units.put_nowait(unit)
             if not response.cancel.is_set():
@@ -426,6 +524,8 @@ class Conversation:
             continues=bool(response.turn.units),
         )
         handle = self.engine.submit(request)  # Busy / BadRequest … surface as a failed response
+        if response.timings is not None:
+            response.timings.mark("first_unit_to_voice", self._clock())
         response.handle = handle
         response.turn.units.append(unit)
         try:
@@ -451,6 +551,8 @@ class Conversation:
             self._emit(ev.TranscriptDelta(response.response_id, response.turn.item_id, caption))
         if response.playback is None:
             response.playback = PlaybackClock(SAMPLE_RATE, self._clock)
+            if response.timings is not None:
+                response.timings.mark("first_audio_out", self._clock())
         unit.chunks.append(pcm)
         response.playback.sent(len(pcm))
         self._emit(ev.AudioDelta(response.response_id, response.turn.item_id, pcm))
@@ -462,6 +564,9 @@ class Conversation:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
+
+    def _spawn_text(self, coroutine) -> asyncio.Task[str]:  # noqa: ANN001
+        return self._spawn(coroutine)  # type: ignore[return-value]
 
     async def aclose(self) -> None:
         """Stop everything (the connection closed); `events()` ends."""

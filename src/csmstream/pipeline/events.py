@@ -35,6 +35,15 @@ class InputCommitted:
 
 
 @dataclass(frozen=True)
+class TranscriptionDelta:
+    """Words of the user's turn recognised while it is spoken (`...input_audio_transcription.delta`); the
+    deltas joined are the transcript so far, and `TranscriptionCompleted` has the final one."""
+
+    item_id: str
+    delta: str
+
+
+@dataclass(frozen=True)
 class TranscriptionCompleted:
     item_id: str
     text: str  # may be empty: the audio held no words
@@ -86,6 +95,7 @@ class ResponseDone:
     item_id: str
     status: ResponseStatus
     error: str | None = None
+    timings_ms: dict[str, float] | None = None  # stage → ms after the user's speech ended (turn_timings.py)
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,7 @@ PipelineEvent = (
     SpeechStarted
     | SpeechStopped
     | InputCommitted
+    | TranscriptionDelta
     | TranscriptionCompleted
     | ResponseCreated
     | TranscriptDelta

@@ -9,13 +9,19 @@ from csmstream.errors import BadRequest
 from csmstream.model.sampling import SamplingParams
 from csmstream.pipeline.history import ContextPolicy
 from csmstream.pipeline.llm.persona import DEFAULT_PERSONA
+from csmstream.pipeline.turn_end import Eagerness, TurnDetectionType, TurnEndPolicy
 from csmstream.pipeline.vad import VadConfig
 
 
 @dataclass(frozen=True)
 class TurnDetection:
-    """Server-side VAD: when the user starts and stops talking, and what happens then."""
+    """Server-side VAD: when the user starts and stops talking, and what happens then.
 
+    `type` "server_vad": a turn ends after `silence_duration_ms` of silence. "semantic_vad": after a
+    silence that depends on what was said (`turn_end.py`), scaled by `eagerness`."""
+
+    type: TurnDetectionType = "server_vad"
+    eagerness: Eagerness = "auto"  # semantic_vad only: low, medium, high, auto
     threshold: float = 0.5  # speech probability that starts speech
     prefix_padding_ms: int = 300  # audio kept before the detected onset (soft first consonants)
     silence_duration_ms: int = 500  # silence that ends the user's turn
@@ -26,13 +32,23 @@ class TurnDetection:
     def __post_init__(self) -> None:
         if self.prefix_padding_ms < 0:
             raise BadRequest("prefix_padding_ms must be ≥ 0")
+        try:
+            self.turn_end_policy()
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from exc
         self.vad_config()  # validates the rest
+
+    def turn_end_policy(self) -> TurnEndPolicy:
+        return TurnEndPolicy(
+            type=self.type, silence_duration_ms=float(self.silence_duration_ms), eagerness=self.eagerness
+        )
 
     def vad_config(self) -> VadConfig:
         return VadConfig(
             threshold=self.threshold,
             min_speech_ms=float(self.min_speech_ms),
-            silence_duration_ms=float(self.silence_duration_ms),
+            # semantic_vad: the VAD's own silence rule is only the backstop of the decider's longest wait
+            silence_duration_ms=self.turn_end_policy().max_wait_ms,
         )
 
 

@@ -37,7 +37,9 @@ class Transcript:
 
 
 class Transcriber(Protocol):
-    """What the conversation needs from speech recognition."""
+    """What the conversation needs from speech recognition. A recognizer may also offer
+    `transcribe_window_sync` (the fast short-window decode, `pipeline/short_window.py`); the incremental
+    transcription uses it when present."""
 
     async def transcribe(self, pcm: np.ndarray, sample_rate: int = SAMPLE_RATE) -> str: ...
 
@@ -78,15 +80,26 @@ class WhisperTranscriber:
         """(S,) float32 mono at `sample_rate` (any rate; 16 kHz is used as is) → the text, stripped."""
         return self.transcribe_detailed(pcm, sample_rate).text
 
+    def transcribe_window_sync(self, pcm: np.ndarray, sample_rate: int = SAMPLE_RATE) -> str:
+        """Like `transcribe_sync`, several times faster on a short turn: Whisper's encoder sees a window a
+        little longer than the audio instead of 30 s (`short_window.py`); falls back to the 30 s decode when
+        the short one looks wrong."""
+        from csmstream.pipeline.short_window import decode_short_window
+
+        samples_16k = _to_16k(pcm, sample_rate)
+        if len(samples_16k) < MIN_AUDIO_SECONDS * WHISPER_SAMPLE_RATE:
+            return ""
+        with self._lock:
+            try:
+                text = decode_short_window(self._model, samples_16k)
+            except Exception as exc:
+                raise SttError(f"speech recognition failed: {exc}") from exc
+        return text if text is not None else self.transcribe_detailed(samples_16k, WHISPER_SAMPLE_RATE).text
+
     def transcribe_detailed(self, pcm: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Transcript:
         """Like `transcribe_sync`, with Whisper's confidence: the text plus the mean log-probability of its
         tokens and the probability that the audio holds no speech (both duration-weighted over segments)."""
-        samples = np.asarray(pcm)
-        if samples.ndim != 1:
-            raise BadRequest(f"audio to transcribe must be mono (S,), got shape {samples.shape}")
-        if samples.dtype == np.int16:
-            samples = samples.astype(np.float32) / 32768.0
-        samples_16k = resample(samples.astype(np.float32, copy=False), sample_rate, WHISPER_SAMPLE_RATE)
+        samples_16k = _to_16k(pcm, sample_rate)
         if len(samples_16k) < MIN_AUDIO_SECONDS * WHISPER_SAMPLE_RATE:
             return Transcript("", avg_logprob=-10.0, no_speech_prob=1.0)
         with self._lock:
@@ -112,6 +125,15 @@ class WhisperTranscriber:
             no_speech_prob=sum(w * float(s.no_speech_prob) for w, s in zip(weights, segments, strict=True))
             / total,
         )
+
+
+def _to_16k(pcm: np.ndarray, sample_rate: int) -> np.ndarray:
+    samples = np.asarray(pcm)
+    if samples.ndim != 1:
+        raise BadRequest(f"audio to transcribe must be mono (S,), got shape {samples.shape}")
+    if samples.dtype == np.int16:
+        samples = samples.astype(np.float32) / 32768.0
+    return resample(samples.astype(np.float32, copy=False), sample_rate, WHISPER_SAMPLE_RATE)
 
 
 def load_stt(

@@ -4,7 +4,9 @@ Decisions, per 32 ms model window with speech probability p:
 - speech starts when p ≥ `threshold` and speech then lasts `min_speech_ms` (so a cough or a click does not
   count); the event is reported once confirmed, but its `at_ms` is the onset;
 - speech stops after `silence_duration_ms` of p < `threshold - 0.15` (a hysteresis band, so a soft syllable
-  does not end the turn); its `at_ms` is where the silence began.
+  does not end the turn); its `at_ms` is where the silence began. A caller that decides the end of a turn
+  itself (`turn_end.py`) reads `silence_ms` and calls `end_speech()` sooner; `silence_duration_ms` is then
+  its backstop.
 Times are milliseconds of audio fed since the detector started (or since `reset`).
 
 Why not silero-vad's own `VADIterator` (checked against silero-vad 6.2.3):
@@ -93,6 +95,21 @@ class StreamingVad:
     @property
     def speaking(self) -> bool:
         return self._speaking
+
+    @property
+    def silence_ms(self) -> float:
+        """Trailing silence of the speech under way (0 when not speaking, or while the user speaks)."""
+        return self._silence_ms if self._speaking else 0.0
+
+    def end_speech(self) -> VadEvent | None:
+        """End the speech under way now, at the start of its trailing silence (a turn-end decider, not
+        silence alone, decided it). None when nobody is speaking."""
+        if not self._speaking:
+            return None
+        now_ms = self.stream_ms
+        end_ms = now_ms - self._silence_ms
+        self._speaking, self._silence_ms = False, 0.0
+        return VadEvent("speech_stopped", end_ms, now_ms)
 
     @property
     def stream_ms(self) -> float:

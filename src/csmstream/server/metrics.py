@@ -31,6 +31,7 @@ ADAPTER_FIGURES = {
     "loads": "Adapters loaded since start",
 }
 RTF_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0)
+TURN_STAGE_BUCKETS_S = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0)
 
 
 class ServerMetrics:
@@ -82,6 +83,15 @@ class ServerMetrics:
             ["term"],
             registry=r,
         )
+        # realtime conversations (pipeline/turn_timings.py): stage = speech_end_detected, transcript_final,
+        # llm_first_token, first_unit_to_voice, first_audio_out
+        self.turn_stage_seconds = Histogram(
+            "csmstream_turn_stage_seconds",
+            "Conversation turn: time from the end of the user's speech to each stage",
+            ["stage"],
+            buckets=TURN_STAGE_BUCKETS_S,
+            registry=r,
+        )
         self.side_work_ms = Gauge(
             "csmstream_side_work_ms",
             "Mean time per iteration besides the step (prefill, audio encode)",
@@ -97,6 +107,11 @@ class ServerMetrics:
             self.ttfa_seconds.observe(finished.ttfa_ms / 1000.0)
         if finished.rtf is not None:
             self.rtf.observe(finished.rtf)
+
+    def observe_turn_timings(self, timings_ms: dict[str, float]) -> None:
+        """One answered conversation turn: each stage's time after the end of the user's speech."""
+        for stage, ms in timings_ms.items():
+            self.turn_stage_seconds.labels(stage).observe(max(ms, 0.0) / 1000.0)
 
     def observe_error(self, code: str) -> None:
         self.errors.labels(code).inc()

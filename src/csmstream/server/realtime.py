@@ -4,6 +4,9 @@ One connection = one `Conversation` (pipeline/) on the server's shared speech en
 speech recognition, VAD model and LLM (`RealtimeServices`, built on the first connection and kept on
 `app.state.realtime`, server/realtime_services.py). The connection itself (its tasks, the event ordering,
 the events' meaning) is server/realtime_connection.py; the events' shapes are server/realtime_events.py.
+Both shapes of OpenAI's API are spoken, chosen per connection: beta (`OpenAI-Beta: realtime=v1`) and GA
+(`session.type`, `audio.input` / `audio.output`, `response.output_audio.delta`, ...); the rule and the
+translation are server/realtime_shapes.py.
 
 Differences from OpenAI's service, by design: audio is PCM16 24 kHz mono only; the LLM and its sampling are
 the server's (`temperature` and `input_audio_transcription` are accepted and have no effect; per-response

@@ -66,6 +66,7 @@ from csmstream.server.realtime_events import (
 )
 from csmstream.server.realtime_llm import LimitedLLM
 from csmstream.server.realtime_services import RealtimeServices
+from csmstream.server.realtime_shapes import initial_shape
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ class RealtimeConnection:
         self._services = services
         self._outbox = Outbox(ctx.options.ws_send_buffer_bytes)
         self._session_id = "sess_" + uuid.uuid4().hex[:20]
+        # beta or GA event names and session objects (server/realtime_shapes.py translates)
+        self._shape = initial_shape(websocket.headers, websocket.scope.get("subprotocols") or [])
         self._conversation: Conversation | None = None
         self._llm = LimitedLLM(services.llm)
         self._replies: list[dict[str, Any]] = []  # our own answers, sent once the pump has caught up
@@ -200,9 +203,10 @@ class RealtimeConnection:
     # ---- sending
 
     def _send(self, event: dict[str, Any]) -> None:
-        if event["type"] == "error":
-            self._ctx.metrics.observe_error(event["error"]["code"])
-        self._outbox.put_control(_json(event))
+        for shaped in self._shape.server_events(event):
+            if shaped["type"] == "error":
+                self._ctx.metrics.observe_error(shaped["error"]["code"])
+            self._outbox.put_control(_json(shaped))
 
     def _reply(self, event: dict[str, Any]) -> None:
         """An answer of ours: sent after the pipeline events already emitted (see the module docs)."""
@@ -218,8 +222,10 @@ class RealtimeConnection:
             self._send(event)
 
     def _session_json(self) -> dict[str, Any]:
-        return session_json(
-            self._session_id, self._ctx.engine.model_name, self.conversation.config, self._llm.max_deltas
+        return self._shape.session(
+            session_json(
+                self._session_id, self._ctx.engine.model_name, self.conversation.config, self._llm.max_deltas
+            )
         )
 
     def _announce_item(self, item_id: str) -> str | None:
@@ -234,6 +240,7 @@ class RealtimeConnection:
         event_id: str | None = None
         try:
             kind, event_id, event = parse_event(raw)
+            event = self._shape.client_event(kind, event)  # a GA event → the internal (beta) form
             handler = self._handlers.get(kind)
             if handler is None:
                 raise EventError(
@@ -352,7 +359,8 @@ class RealtimeConnection:
             expect(event["response"], dict, "response")  # its overrides are not supported: see module docs
         if self._services.llm_problem is not None:
             raise EventError("llm_unavailable", self._services.llm_problem)
-        self.conversation.create_response()  # a response in progress → the conversation's own error event
+        response_id = self.conversation.create_response()  # one in progress → the conversation's error event
+        self._shape.response_requested(response_id, event)
 
     def _on_response_cancel(self, event: dict[str, Any]) -> None:
         check_fields(event, {"type", "event_id", "response_id"}, "event")
@@ -388,6 +396,15 @@ class RealtimeConnection:
                 )
             case ev.InputCommitted(item_id):
                 self._send_all(audio_committed_events(item_id, self._announce_item(item_id)))
+            case ev.TranscriptionDelta(item_id, delta):
+                self._send(
+                    server_event(
+                        "conversation.item.input_audio_transcription.delta",
+                        item_id=item_id,
+                        content_index=CONTENT_INDEX,
+                        delta=delta,
+                    )
+                )
             case ev.TranscriptionCompleted(item_id, text):
                 self._send(
                     server_event(
@@ -408,20 +425,30 @@ class RealtimeConnection:
                 self._send(audio_done_event(response_id, item_id))
             case ev.TranscriptDone(response_id, item_id, text):
                 self._send_all(transcript_done_events(response_id, item_id, text))
-            case ev.ResponseDone(response_id, item_id, status, error):
+            case ev.ResponseDone(response_id, item_id, status, error, timings_ms):
+                if timings_ms:
+                    self._ctx.metrics.observe_turn_timings(timings_ms)
                 if self._active_response_id == response_id:
                     self._active_response_id = None
                 # The item as the conversation keeps it: after a barge-in, only what was heard.
                 turn = self.conversation.history.find(item_id)
                 transcript = turn.text if turn is not None else ""
                 reason = self._cancel_reasons.pop(response_id, None)
-                self._send_all(response_done_events(response_id, item_id, status, transcript, reason, error))
+                done_events = response_done_events(response_id, item_id, status, transcript, reason, error)
+                if timings_ms:  # OpenAI's metadata: string values; per-stage ms after the user's speech ended
+                    done_events[-1]["response"]["metadata"] = {
+                        f"{k}_ms": f"{v:.0f}" for k, v in timings_ms.items()
+                    }
+                self._send_all(done_events)
             case ev.Error(code, message):
                 error_type = "invalid_request_error" if code in CLIENT_ERROR_CODES else "server_error"
                 self._send(error_event(OPENAI_ERROR_CODES.get(code, code), message, error_type=error_type))
 
     def _send_audio(self, response_id: str, item_id: str, pcm: np.ndarray) -> None:
-        text = _json(audio_delta_event(response_id, item_id, float_to_pcm16_bytes(pcm)))
+        shaped = self._shape.server_events(audio_delta_event(response_id, item_id, float_to_pcm16_bytes(pcm)))
+        if not shaped:  # a text-only (GA) answer: its audio is not sent
+            return
+        text = _json(shaped[0])
         if self._outbox.put_audio(text, None):
             return
         # The client reads slower than we speak: stop the answer rather than buffer it without end.

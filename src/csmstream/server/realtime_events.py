@@ -1,5 +1,7 @@
 """The OpenAI Realtime API's JSON events as `/v1/realtime` speaks them: checking what clients send, and
 building what the server sends. Pure functions, no I/O, so every rule here is testable on its own.
+Everything here is in the beta shape, the server's internal form; server/realtime_shapes.py translates it
+for connections in the GA shape.
 
 Client events are checked strictly (a wrong type, a missing field or an unknown field is an
 `EventError`), because a silently ignored field is a setting the client believes it made.
@@ -42,6 +44,7 @@ IGNORED_SESSION_FIELDS = {
 }
 TURN_DETECTION_FIELDS = {
     "type",
+    "eagerness",
     "threshold",
     "prefix_padding_ms",
     "silence_duration_ms",
@@ -96,6 +99,13 @@ def error_event(
 def turn_detection_json(detection: TurnDetection | None) -> dict[str, Any] | None:
     if detection is None:
         return None
+    if detection.type == "semantic_vad":
+        return {
+            "type": "semantic_vad",
+            "eagerness": detection.eagerness,
+            "create_response": detection.create_response,
+            "interrupt_response": detection.interrupt_response,
+        }
     return {
         "type": "server_vad",
         "threshold": detection.threshold,
@@ -406,14 +416,23 @@ def _turn_detection(value: Any, current: TurnDetection | None) -> TurnDetection 
     expect(value, dict, "session.turn_detection")
     check_fields(value, TURN_DETECTION_FIELDS, "session.turn_detection")
     kind = value.get("type", "server_vad")
-    if kind != "server_vad":
+    if kind not in ("server_vad", "semantic_vad"):
         raise EventError(
             "invalid_value",
-            f"turn_detection.type {kind!r} is not supported: only 'server_vad'",
+            f"turn_detection.type {kind!r} is not supported: 'server_vad' or 'semantic_vad'",
             "session.turn_detection.type",
         )
     base = current or TurnDetection()
-    changes: dict[str, Any] = {}
+    changes: dict[str, Any] = {"type": kind}
+    if value.get("eagerness") is not None:
+        eagerness = expect(value["eagerness"], str, "session.turn_detection.eagerness")
+        if eagerness not in ("low", "medium", "high", "auto"):
+            raise EventError(
+                "invalid_value",
+                "turn_detection.eagerness must be low, medium, high or auto",
+                "turn_detection.eagerness",
+            )
+        changes["eagerness"] = eagerness
     if value.get("threshold") is not None:
         threshold = expect(value["threshold"], (int, float), "session.turn_detection.threshold")
         if not 0.0 < threshold < 1.0:

@@ -123,7 +123,8 @@ function sessionUpdate() {
     modalities: ["audio", "text"],
     input_audio_format: "pcm16",
     output_audio_format: "pcm16",
-    turn_detection: { type: "server_vad" },
+    // the words decide when a turn ends: a finished question is answered sooner than a pause mid-sentence
+    turn_detection: { type: "semantic_vad", eagerness: "auto" },
   };
   if (els.voice.value) session.voice = els.voice.value;
   if (els.instructions.value.trim()) session.instructions = els.instructions.value.trim();
@@ -148,6 +149,14 @@ function onEvent(event) {
       userSpeaking = false;
       setState("thinking");
       break;
+    case "conversation.item.input_audio_transcription.delta": {
+      // the user's words as they speak them; the completed transcript below replaces them
+      const item = userBubbles.get(event.item_id);
+      if (!item || !event.delta) break;
+      const shown = item.querySelector(".text").textContent;
+      setBubbleText(item, (shown === "…" ? "" : shown) + event.delta, true);
+      break;
+    }
     case "conversation.item.input_audio_transcription.completed": {
       const text = (event.transcript ?? "").trim();
       talk.userTranscripts.push(text);
