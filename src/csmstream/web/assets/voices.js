@@ -64,11 +64,12 @@ function renderList(voices) {
       if (voice.reference_seconds) parts.push(`${Number(voice.reference_seconds).toFixed(1)} s reference`);
       meta.textContent = parts.join(" · ");
       about.append(title, " ");
-      if (voice.builtin) {
+      for (const [shown, label] of [[voice.builtin, "built in"], [voice.adapter, "fine-tuned"]]) {
+        if (!shown) continue;
         const badge = document.createElement("span");
         badge.className = "badge";
-        badge.textContent = "built in";
-        about.append(badge);
+        badge.textContent = label;
+        about.append(badge, " ");
       }
       about.append(meta);
 
