@@ -32,19 +32,26 @@ class ScriptedLLM(LLMBackend):
         self, messages: list[ChatMessage], *, cancel: asyncio.Event | None = None
     ) -> AsyncIterator[str]:
         self.calls.append([dict(m) for m in messages])
-        for i, delta in enumerate(self.deltas):
-            gate = self.gates.get(i)
-            if gate is not None:
-                waits = [asyncio.ensure_future(gate.wait())]
-                if cancel is not None:
-                    waits.append(asyncio.ensure_future(cancel.wait()))
-                _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                for task in pending:
-                    task.cancel()
-            if cancel is not None and cancel.is_set():
-                self.saw_cancel = True
-                return
-            yield delta
+        try:
+            for i, delta in enumerate(self.deltas):
+                gate = self.gates.get(i)
+                if gate is not None:
+                    waits = [asyncio.ensure_future(gate.wait())]
+                    if cancel is not None:
+                        waits.append(asyncio.ensure_future(cancel.wait()))
+                    try:
+                        _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        for task in waits:
+                            task.cancel()
+                if cancel is not None and cancel.is_set():
+                    self.saw_cancel = True
+                    return
+                yield delta
+        except (asyncio.CancelledError, GeneratorExit):
+            # the consumer stopped the stream (its task was cancelled, or it closed the generator) before the end
+            self.saw_cancel = True
+            raise
         self.finished = True
 
 
