@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
-import re
 import socket
 
 import numpy as np
 import soxr
+
+from csmstream.text.word_error_rate import word_error_rate  # noqa: F401 (the pipeline tests' WER)
 
 SAMPLE_RATE = 24_000
 
@@ -50,25 +51,6 @@ def voiced_span_ms(
 
 def to_pcm16(audio: np.ndarray) -> bytes:
     return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Word-level edit distance / reference words, case and punctuation ignored."""
-
-    def words(text: str) -> list[str]:
-        return re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split()
-
-    ref, hyp = words(reference), words(hypothesis)
-    assert ref, "the reference has no words"
-    distance = list(range(len(hyp) + 1))
-    for i, ref_word in enumerate(ref, 1):
-        previous, distance[0] = distance[0], i
-        for j, hyp_word in enumerate(hyp, 1):
-            previous, distance[j] = (
-                distance[j],
-                min(distance[j] + 1, distance[j - 1] + 1, previous + (ref_word != hyp_word)),
-            )
-    return distance[len(hyp)] / len(ref)
 
 
 def free_port() -> int:
