@@ -1,7 +1,7 @@
 """Fine-tuned voices served together: step time at batch 8 with 0, 1, 4 and 8 distinct LoRA adapters, and the
 device memory each loaded adapter takes.
 
-    python bench/adapters.py [--size small] [--steps 20] [--rank 16] [--threads N]
+    python bench/adapters.py [--size small] [--steps 20] [--rank 16] [--threads N] [--device auto] [--no-compile]
 
 Rows (the runner's batched step, as the engine runs it: 8 decoding slots, prompts of 64 rows):
 - `no bank`        `--max-adapters 0`: the model without any adapter machinery (the reference);
@@ -9,7 +9,8 @@ Rows (the runner's batched step, as the engine runs it: 8 decoding slots, prompt
                    base voices only: a step without adapters runs the plain shape;
 - `shipped, 1 / 4` one adapter for all 8 rows / 4 distinct adapters (2 rows each);
 - `bank 8, 8`      `--max-adapters 8`: 8 distinct adapters, one per row.
-The goal is <= 15 % over `no bank`. Memory per adapter is the bank's share per index (the rank of the bank,
+On CUDA the steps are compiled and replayed as CUDA graphs, as the shipped server runs them (`--no-compile`: eager,
+the `CSMSTREAM_NO_COMPILE=1` variant); on the CPU they are eager, as there. The goal is <= 15 % over `no bank`. Memory per adapter is the bank's share per index (the rank of the bank,
 whatever the adapter's own rank), for this size and for the real CSM-1B shape in bf16. Asserts nothing.
 """
 
@@ -55,14 +56,16 @@ def random_adapter(model: torch.nn.Module, rank: int, seed: int) -> LoraWeights:
     return LoraWeights(rank=rank, scale=2.0, weights=weights)
 
 
-def build_runner(checkpoint, bank_size: int, distinct: int, rank: int) -> tuple[ModelRunner, int | None]:
+def build_runner(
+    checkpoint, bank_size: int, distinct: int, rank: int, compile: bool
+) -> tuple[ModelRunner, int | None]:
     """A runner with 8 decoding slots (prompts prefilled), `distinct` adapters spread over the rows; and the
     bank's bytes per adapter."""
     model = copy.deepcopy(checkpoint.model)
     bank = AdapterBank(model, bank_size, rank, ADAPTABLE) if bank_size else None
     for index in range(1, distinct + 1):
         bank.write(index, random_adapter(model, rank, seed=index))
-    runner = ModelRunner(model, checkpoint.codec, BATCH, MAX_ROWS, adapters=bank is not None)
+    runner = ModelRunner(model, checkpoint.codec, BATCH, MAX_ROWS, adapters=bank is not None, compile=compile)
     vocab = model.config.text_vocab_size
     for slot in range(BATCH):
         adapter = 0 if distinct == 0 else 1 + slot % distinct
@@ -82,6 +85,8 @@ def time_steps(runner: ModelRunner, first_frame: int, steps: int) -> list[float]
     for frame in range(first_frame, first_frame + steps):
         t0 = time.perf_counter()
         runner.step(slots, [PROMPT_ROWS + frame] * BATCH, [frame] * BATCH)
+        if runner.device.type == "cuda":
+            torch.cuda.synchronize()
         times.append((time.perf_counter() - t0) * 1000.0)
     return times
 
@@ -104,15 +109,27 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rank", type=int, default=SHIPPED_RANK)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu or cuda")
+    parser.add_argument(
+        "--no-compile",
+        action="store_true",
+        help="eager steps on CUDA too (the CSMSTREAM_NO_COMPILE=1 variant)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)
     with tempfile.TemporaryDirectory() as tmp:
         path = write_bench_checkpoint_elsewhere(Path(tmp) / args.size, args.size)
-        checkpoint = load_checkpoint(str(path), device="auto", dtype="auto")
+        checkpoint = load_checkpoint(str(path), device=args.device, dtype="auto")
         per_round = max(1, args.steps // ROUNDS)
-        print(f"# adapters: {args.size} model on {describe_device()}, batch {BATCH}, rank {args.rank}")
+        compile = not args.no_compile
+        mode = (
+            "compiled + CUDA graphs" if compile and next(checkpoint.model.parameters()).is_cuda else "eager"
+        )
+        print(
+            f"# adapters: {args.size} model on {describe_device()} ({mode}), batch {BATCH}, rank {args.rank}"
+        )
         rows = [
             ("no bank", 0, 0),
             (f"shipped ({SHIPPED_ADAPTERS}), 0 adapters", SHIPPED_ADAPTERS, 0),
@@ -121,11 +138,16 @@ def main() -> None:
             ("bank 8, 8 adapters", 8, 8),
         ]
         built = [
-            (label, *build_runner(checkpoint, bank_size, distinct, args.rank))
+            (label, *build_runner(checkpoint, bank_size, distinct, args.rank, compile))
             for label, bank_size, distinct in rows
         ]
-        for runner, _ in [(r, n) for _, r, n in built]:
-            time_steps(runner, 0, 3)  # warm caches and allocators
+        for label, runner, _ in built:
+            first_ms = time_steps(runner, 0, 3)[
+                0
+            ]  # warm caches and allocators (on CUDA: compile and capture)
+            print(
+                f"{label:<30} first step {first_ms:9.0f} ms (compile and capture, where they run)", flush=True
+            )
         # rounds interleave the configurations, so a slow spell of the machine hits them all alike
         times: dict[str, list[float]] = {label: [] for label, _, _ in built}
         for round_index in range(ROUNDS):

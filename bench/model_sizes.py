@@ -72,9 +72,19 @@ def write_bench_checkpoint(directory: str | Path, size: str, seed: int = 0) -> P
 
 def write_bench_checkpoint_elsewhere(directory: str | Path, size: str, seed: int = 0) -> Path:
     """The same, in a child process: random init runs parallel torch kernels, and a process whose main
-    thread ran them slows the engine thread's kernels down (two OpenMP thread teams on few cores)."""
+    thread ran them slows the engine thread's kernels down (two OpenMP thread teams on few cores).
+
+    With CSMSTREAM_BENCH_CHECKPOINTS=DIR set, the checkpoint is written once into DIR/SIZE-SEED and reused by
+    every later bench (a script running several benches on csm-1b writes its 5 GB once), `directory` unused."""
+    import os
     import subprocess
     import sys
+
+    cache = os.environ.get("CSMSTREAM_BENCH_CHECKPOINTS")
+    if cache:
+        directory = Path(cache) / f"{size}-{seed}"
+        if (directory / "config.json").is_file():
+            return directory
 
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); from model_sizes import write_bench_checkpoint; "
