@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from typing import Any
 
 import numpy as np
 import pytest
 from pipeline_helpers import silence, speak, to_pcm16
 from realtime_client import RealtimeClient
+from sdk_events import of_type as _of
+from sdk_events import pcm_of as _pcm_of
+from sdk_events import sdk_client as _client
+from sdk_events import text_item as _text_item
+from sdk_events import until as _until
 
 openai = pytest.importorskip("openai")
 
@@ -22,38 +26,6 @@ ANSWER_TOKENS = 4  # one unit of (noise) speech: enough to see every event, quic
 CHUNK_S = 0.1
 ANSWER_TIMEOUT_S = 120
 BETA_ONLY_NAMES = {"response.audio.delta", "response.audio_transcript.delta", "conversation.item.created"}
-
-
-def _client(server) -> Any:
-    # `websocket_base_url`: the beta interface would otherwise connect with wss://
-    ws_url = "ws" + server.url[len("http") :] + "/v1"
-    return openai.AsyncOpenAI(api_key="unused", base_url=server.url + "/v1", websocket_base_url=ws_url)
-
-
-async def _until(connection, kind: str, timeout_s: float = 30.0) -> list[dict[str, Any]]:
-    """Every event received up to and including the first of `kind` (as plain dicts)."""
-    events: list[dict[str, Any]] = []
-
-    async def read() -> None:
-        while True:
-            event = (await connection.recv()).model_dump(exclude_unset=True)
-            events.append(event)
-            if event["type"] == kind:
-                return
-
-    try:
-        await asyncio.wait_for(read(), timeout_s)
-    except TimeoutError:
-        raise AssertionError(f"no {kind} within {timeout_s} s; got {[e['type'] for e in events]}") from None
-    return events
-
-
-def _of(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [e for e in events if e["type"] == kind]
-
-
-def _pcm_of(events: list[dict[str, Any]], kind: str) -> bytes:
-    return b"".join(base64.b64decode(e["delta"]) for e in _of(events, kind))
 
 
 def test_ga_session_and_spoken_question(realtime_server):
@@ -206,7 +178,3 @@ def test_the_first_session_update_that_tells_settles_the_shape(realtime_server):
             assert (await _until(connection, "conversation.item.created"))[-1]["item"]["role"] == "user"
 
     asyncio.run(run())
-
-
-def _text_item(text: str) -> dict[str, Any]:
-    return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}

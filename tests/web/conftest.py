@@ -9,8 +9,9 @@ from __future__ import annotations
 import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
-from web_helpers import SPEECH_TEXT, chromium_executable, launch_chromium
+from web_helpers import SPEECH_TEXT, chromium_executable, launch_chromium, read_wav
 from web_server import start_web_server
 
 
@@ -90,3 +91,36 @@ def reference_wav(speech_wav, tmp_path_factory) -> Path:
         wav_file.setframerate(rate)
         wav_file.writeframes(frames + b"\x00\x00" * pad_frames)
     return path
+
+
+@pytest.fixture(scope="session")
+def question_wav(speech_wav, tmp_path_factory):
+    """The spoken question, between silences (so the server's VAD hears one turn begin and end), 48 kHz."""
+    samples, rate = read_wav(speech_wav)
+    import soxr
+
+    speech = soxr.resample(samples, rate, 48_000)
+    silence = np.zeros(48_000, dtype=np.float32)
+    clip = np.concatenate([silence, speech, silence, silence, silence])
+    path = tmp_path_factory.mktemp("fake_mic") / "question.wav"
+    with wave.open(str(path), "wb") as wav_file:
+        wav_file.setnchannels(1)
+        wav_file.setsampwidth(2)
+        wav_file.setframerate(48_000)
+        wav_file.writeframes((np.clip(clip, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+@pytest.fixture(scope="session")
+def conversation_server(tiny_checkpoint_dir, tmp_path_factory):
+    """The real server with speech recognition and the bundled small LLM: whole conversations."""
+    pytest.importorskip("llama_cpp", reason="the conversation needs llama-cpp-python (the llm extra)")
+    from csmstream.pipeline.llm import bundled_gguf
+
+    if bundled_gguf() is None:
+        pytest.skip("the conversation needs the bundled small LLM (the llm-model extra)")
+    args = ["--engine", "csm", "--model", str(tiny_checkpoint_dir), "--device", "cpu", "--dtype", "float32"]
+    env = {"CSMSTREAM_LLM_BASE_URL": "", "CSMSTREAM_LLM_GGUF": ""}  # no LLM set: the bundled one answers
+    server = start_web_server(args, tmp_path_factory.mktemp("talk_voices"), env=env)
+    yield server
+    server.stop()

@@ -10,11 +10,10 @@
 from __future__ import annotations
 
 import base64
-import wave
 
 import numpy as np
 import pytest
-from web_helpers import SPEECH_TEXT, launch_chromium, read_wav, screenshot
+from web_helpers import SPEECH_TEXT, launch_chromium, screenshot
 
 SAMPLE_RATE = 24_000
 
@@ -178,40 +177,6 @@ def realtime_available(server) -> bool:
         if exc.response.status_code in (403, 404):  # Starlette refuses a WebSocket to an unknown path
             return False
         raise
-
-
-@pytest.fixture(scope="module")
-def question_wav(speech_wav, tmp_path_factory):
-    """The spoken question, between silences (so the server's VAD hears one turn begin and end), 48 kHz."""
-    samples, rate = read_wav(speech_wav)
-    import soxr
-
-    speech = soxr.resample(samples, rate, 48_000)
-    silence = np.zeros(48_000, dtype=np.float32)
-    clip = np.concatenate([silence, speech, silence, silence, silence])
-    path = tmp_path_factory.mktemp("fake_mic") / "question.wav"
-    with wave.open(str(path), "wb") as wav_file:
-        wav_file.setnchannels(1)
-        wav_file.setsampwidth(2)
-        wav_file.setframerate(48_000)
-        wav_file.writeframes((np.clip(clip, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
-
-
-@pytest.fixture(scope="module")
-def conversation_server(tiny_checkpoint_dir, tmp_path_factory):
-    pytest.importorskip("llama_cpp", reason="the conversation needs llama-cpp-python (the llm extra)")
-    from web_server import start_web_server
-
-    from csmstream.pipeline.llm import bundled_gguf
-
-    if bundled_gguf() is None:
-        pytest.skip("the conversation needs the bundled small LLM (the llm-model extra)")
-    args = ["--engine", "csm", "--model", str(tiny_checkpoint_dir), "--device", "cpu", "--dtype", "float32"]
-    env = {"CSMSTREAM_LLM_BASE_URL": "", "CSMSTREAM_LLM_GGUF": ""}  # no LLM set: the bundled one answers
-    server = start_web_server(args, tmp_path_factory.mktemp("talk_voices"), env=env)
-    yield server
-    server.stop()
 
 
 def test_a_conversation_from_a_fake_microphone(playwright_driver, conversation_server, question_wav):

@@ -15,6 +15,11 @@ ready or nearly; with `semantic_vad` that transcript decides how much silence en
 Units are synthesized one after another, each with the previous ones in its context (so the voice carries
 on), while the LLM keeps writing: the first unit is spoken as soon as the splitter releases it.
 
+A text-only response (`SessionConfig.text_only`, or `create_response(text_only=True)`: the realtime
+`modalities: ["text"]`) skips the voice: nothing is submitted to the engine, the LLM's text goes out as
+`TranscriptDelta`s as it is written, and its turn keeps the text (the LLM reads it; the speech model's context
+has no audio of it).
+
 Barge-in: when the user starts speaking while the assistant is audible, the LLM stream and the current
 synthesis are cancelled and the assistant's turn is cut to what the user heard (the played-samples figure
 is the client's, or the server's own estimate: 1× playback from the first chunk sent).
@@ -342,17 +347,21 @@ class Conversation:
         last = self._last_response
         return last is not None and last.playback is not None and last.playback.playing()
 
-    def create_response(self, timings: TurnTimings | None = None) -> str | None:
+    def create_response(
+        self, timings: TurnTimings | None = None, *, text_only: bool | None = None
+    ) -> str | None:
         """Start answering the conversation so far. Returns the response id; None (with an `Error` event)
-        when a response is already in progress. `timings`: of the spoken turn it answers."""
+        when a response is already in progress. `timings`: of the spoken turn it answers. `text_only`: this
+        response written, not spoken (None: as the session's config says)."""
         if self._response is not None:
             self._emit(ev.Error("response_in_progress", "a response is already in progress: cancel it first"))
             return None
-        turn = AssistantTurn(new_item_id())
+        text_only = self.config.text_only if text_only is None else text_only
+        turn = AssistantTurn(new_item_id(), text_only=text_only)
         response = _Response(new_response_id(), turn, timings=timings or TurnTimings(self._clock()))
         self.history.add(turn)
         self._response = response
-        self._emit(ev.ResponseCreated(response.response_id, turn.item_id))
+        self._emit(ev.ResponseCreated(response.response_id, turn.item_id, text_only))
         response.task = self._spawn(self._run_response(response))
         return response.response_id
 
@@ -417,7 +426,8 @@ class Conversation:
         self._last_response = response
         turn = response.turn
         item_id = turn.item_id
-        self._emit(ev.AudioDone(response.response_id, item_id))
+        if not turn.text_only:
+            self._emit(ev.AudioDone(response.response_id, item_id))
         self._emit(ev.TranscriptDone(response.response_id, item_id, turn.text))
         timings_ms = response.timings.as_ms() if response.timings is not None else None
         self._emit(ev.ResponseDone(response.response_id, item_id, status, error, timings_ms))
@@ -440,6 +450,9 @@ class Conversation:
             messages = self.history.llm_messages(
                 self.config.instructions, self.config.context, before=response.turn
             )
+            if response.turn.text_only:  # 2) the LLM's text is the answer
+                await self._write_text(response, messages)
+                return
             # 2) the LLM writes on while units are spoken
             writer = asyncio.create_task(self._write(response, messages, units))
             while not response.done:
@@ -543,6 +556,29 @@ class Conversation:
             response.handle = None
             if not unit.finished and not response.done:  # left early (a failure): no more audio for it
                 handle.cancel()
+
+    async def _write_text(self, response: _Response, messages: list[dict[str, str]]) -> None:
+        """A text-only response: the LLM's deltas go out as they come, into one unit without audio (the
+        engine is never asked). A failed LLM raises; a cancelled response keeps what was written."""
+        unit = SpokenUnit(text="", spoken_text="", finished=True)
+        response.turn.units.append(unit)
+        try:
+            async for delta in self.llm.stream_chat(messages, cancel=response.cancel):
+                if not unit.text:
+                    delta = delta.lstrip()
+                if not delta or response.done:
+                    continue
+                if response.timings is not None:
+                    response.timings.mark("llm_first_token", self._clock())
+                unit.text += delta
+                self._emit(ev.TranscriptDelta(response.response_id, response.turn.item_id, delta))
+        except CsmstreamError:
+            raise
+        except Exception as exc:
+            raise CsmstreamError(f"the LLM failed: {exc}") from exc
+        finally:
+            if not unit.text:  # nothing written: the turn has no unit (`_finish` drops an empty turn)
+                response.turn.units.remove(unit)
 
     def _send_audio(self, response: _Response, unit: SpokenUnit, pcm: np.ndarray) -> None:
         if not unit.chunks:  # the unit starts playing: its caption goes out with it

@@ -53,11 +53,13 @@ class TranscriptionCompleted:
 class ResponseCreated:
     response_id: str
     item_id: str  # the assistant item this response writes
+    text_only: bool = False  # written, not spoken: `TranscriptDelta`s but no audio, no `AudioDone`
 
 
 @dataclass(frozen=True)
 class TranscriptDelta:
-    """Text of the assistant's speech, sent as that speech starts playing (captions stay with the audio)."""
+    """Text of the assistant's speech, sent as that speech starts playing (captions stay with the audio);
+    in a text-only response, the answer's text as the LLM writes it."""
 
     response_id: str
     item_id: str

@@ -110,6 +110,7 @@ class AssistantTurn:
     item_id: str
     units: list[SpokenUnit] = field(default_factory=list)
     truncated: bool = False
+    text_only: bool = False  # written, not spoken: its units have text but no audio (nothing to truncate)
 
     @property
     def text(self) -> str:
@@ -121,7 +122,10 @@ class AssistantTurn:
 
     def truncate(self, played_samples: int) -> None:
         """Keep only the first `played_samples` of the turn's audio: later units go, the unit playing at that
-        point is cut (audio to the sample, codes to whole frames, text in proportion)."""
+        point is cut (audio to the sample, codes to whole frames, text in proportion). A text-only turn has
+        no audio to cut: it keeps what was written."""
+        if self.text_only:
+            return
         played_samples = max(0, played_samples)
         offset = 0
         kept: list[SpokenUnit] = []

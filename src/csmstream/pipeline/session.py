@@ -63,6 +63,8 @@ class SessionConfig:
     sampling: SamplingParams = field(default_factory=SamplingParams)
     max_unit_seconds: float | None = None  # per synthesized unit; None: the engine's default
     context: ContextPolicy = field(default_factory=ContextPolicy)
+    # answers in text only (the realtime `modalities: ["text"]`): nothing is synthesized, no engine slot used
+    text_only: bool = False
 
     def __post_init__(self) -> None:
         if self.input_sample_rate <= 0:

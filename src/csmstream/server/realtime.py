@@ -10,11 +10,13 @@ translation are server/realtime_shapes.py.
 
 Differences from OpenAI's service, by design: audio is PCM16 24 kHz mono only; the LLM and its sampling are
 the server's (`temperature` and `input_audio_transcription` are accepted and have no effect; per-response
-overrides in `response.create` are ignored); `max_response_output_tokens` counts the LLM's streamed pieces
+overrides in `response.create` are ignored but for `modalities`); `max_response_output_tokens` counts the LLM's streamed pieces
 (one token each from llama.cpp and most servers); no tools. After a barge-in the server cuts the assistant
 item to what it estimates was played and says so with `conversation.item.truncated`; a client that knows
 better sends `conversation.item.truncate`. `conversation.item.retrieve` returns an item as the conversation
-keeps it, audio included.
+keeps it, audio included. `modalities: ["text"]` (GA `output_modalities`), for the session or one response,
+makes an answer text only: nothing is synthesized, no engine slot is used (each synthesis a conversation
+does submit is counted in `/metrics`: server/realtime_engine.py).
 """
 
 from __future__ import annotations

@@ -39,9 +39,11 @@ from csmstream.pipeline.history import AssistantTurn, Turn, UserTurn
 from csmstream.pipeline.session import SessionConfig
 from csmstream.server.context import ServerContext
 from csmstream.server.outbox import Outbox
+from csmstream.server.realtime_engine import MeteredEngine
 from csmstream.server.realtime_events import (
     CONTENT_INDEX,
     EventError,
+    answer_part,
     audio_committed_events,
     audio_delta_event,
     audio_done_event,
@@ -52,6 +54,7 @@ from csmstream.server.realtime_events import (
     message_item,
     parse_event,
     parse_max_output_tokens,
+    parse_response_create,
     parse_session_update,
     parse_truncate,
     parse_user_text_item,
@@ -96,6 +99,7 @@ class RealtimeConnection:
         self._replies: list[dict[str, Any]] = []  # our own answers, sent once the pump has caught up
         self._item_ids: list[str] = []  # items announced to the client, oldest first (`previous_item_id`)
         self._active_response_id: str | None = None
+        self._text_responses: set[str] = set()  # responses in progress that are text only (no audio)
         # response id → why it was cancelled, when the client (not the VAD) did it
         self._cancel_reasons: dict[str, str] = {}
         # a handler returns an awaitable when its work is long enough to be split (see `_on_append`)
@@ -123,7 +127,7 @@ class RealtimeConnection:
             await self._services.ready()
             self._llm.inner = self._services.llm  # built by `ready()`
             self._conversation = Conversation(
-                self._ctx.engine,
+                MeteredEngine(self._ctx.engine, self._ctx.metrics),  # type: ignore[arg-type]
                 self._llm,
                 self._services.stt,
                 config=SessionConfig(instructions=self._services.persona),
@@ -290,7 +294,12 @@ class RealtimeConnection:
             if start:
                 await asyncio.sleep(0)
             conversation.append_audio(pcm[start : start + APPEND_SLICE_BYTES])
-        if audible_before and turn is not None and not conversation.assistant_audible():
+        if (
+            audible_before
+            and turn is not None
+            and not turn.text_only
+            and not conversation.assistant_audible()
+        ):
             # Server VAD heard the user over the assistant (barge-in): the conversation stopped the answer
             # and cut its item to what the listener is estimated to have heard. Tell the client where.
             kept_ms = turn.num_samples // SAMPLES_PER_MS if conversation.history.find(turn.item_id) else 0
@@ -333,6 +342,10 @@ class RealtimeConnection:
         turn = self.conversation.history.find(item_id)
         if not isinstance(turn, AssistantTurn):
             raise EventError("invalid_value", f"no assistant item {item_id!r} to truncate", "item_id")
+        if turn.text_only:
+            raise EventError(
+                "invalid_value", f"item {item_id!r} is text only: it has no audio to truncate", "item_id"
+            )
         available_ms = turn.num_samples // SAMPLES_PER_MS
         if audio_end_ms > available_ms:
             raise EventError(
@@ -354,13 +367,11 @@ class RealtimeConnection:
         self._reply(server_event("conversation.item.retrieved", item=self._item_json(turn)))
 
     def _on_response_create(self, event: dict[str, Any]) -> None:
-        check_fields(event, {"type", "event_id", "response"}, "event")
-        if event.get("response") is not None:
-            expect(event["response"], dict, "response")  # its overrides are not supported: see module docs
+        text_only = parse_response_create(event)  # `response.modalities`; the other overrides: no effect
         if self._services.llm_problem is not None:
             raise EventError("llm_unavailable", self._services.llm_problem)
-        response_id = self.conversation.create_response()  # one in progress → the conversation's error event
-        self._shape.response_requested(response_id, event)
+        # one in progress → the conversation's error event
+        self.conversation.create_response(text_only=text_only)
 
     def _on_response_cancel(self, event: dict[str, Any]) -> None:
         check_fields(event, {"type", "event_id", "response_id"}, "event")
@@ -414,17 +425,22 @@ class RealtimeConnection:
                         transcript=text,
                     )
                 )
-            case ev.ResponseCreated(response_id, item_id):
+            case ev.ResponseCreated(response_id, item_id, text_only):
                 self._active_response_id = response_id
-                self._send_all(response_created_events(response_id, item_id, self._announce_item(item_id)))
+                if text_only:
+                    self._text_responses.add(response_id)
+                previous_item_id = self._announce_item(item_id)
+                self._send_all(response_created_events(response_id, item_id, previous_item_id, text_only))
             case ev.TranscriptDelta(response_id, item_id, text):
-                self._send(transcript_delta_event(response_id, item_id, text))
+                text_only = response_id in self._text_responses
+                self._send(transcript_delta_event(response_id, item_id, text, text_only))
             case ev.AudioDelta(response_id, item_id, pcm):
                 self._send_audio(response_id, item_id, pcm)
             case ev.AudioDone(response_id, item_id):
                 self._send(audio_done_event(response_id, item_id))
             case ev.TranscriptDone(response_id, item_id, text):
-                self._send_all(transcript_done_events(response_id, item_id, text))
+                text_only = response_id in self._text_responses
+                self._send_all(transcript_done_events(response_id, item_id, text, text_only))
             case ev.ResponseDone(response_id, item_id, status, error, timings_ms):
                 if timings_ms:
                     self._ctx.metrics.observe_turn_timings(timings_ms)
@@ -434,7 +450,11 @@ class RealtimeConnection:
                 turn = self.conversation.history.find(item_id)
                 transcript = turn.text if turn is not None else ""
                 reason = self._cancel_reasons.pop(response_id, None)
-                done_events = response_done_events(response_id, item_id, status, transcript, reason, error)
+                text_only = response_id in self._text_responses
+                self._text_responses.discard(response_id)
+                done_events = response_done_events(
+                    response_id, item_id, status, transcript, reason, error, text_only
+                )
                 if timings_ms:  # OpenAI's metadata: string values; per-stage ms after the user's speech ended
                     done_events[-1]["response"]["metadata"] = {
                         f"{k}_ms": f"{v:.0f}" for k, v in timings_ms.items()
@@ -445,10 +465,10 @@ class RealtimeConnection:
                 self._send(error_event(OPENAI_ERROR_CODES.get(code, code), message, error_type=error_type))
 
     def _send_audio(self, response_id: str, item_id: str, pcm: np.ndarray) -> None:
-        shaped = self._shape.server_events(audio_delta_event(response_id, item_id, float_to_pcm16_bytes(pcm)))
-        if not shaped:  # a text-only (GA) answer: its audio is not sent
-            return
-        text = _json(shaped[0])
+        (shaped,) = self._shape.server_events(
+            audio_delta_event(response_id, item_id, float_to_pcm16_bytes(pcm))
+        )
+        text = _json(shaped)
         if self._outbox.put_audio(text, None):
             return
         # The client reads slower than we speak: stop the answer rather than buffer it without end.
@@ -470,11 +490,13 @@ class RealtimeConnection:
             audio = base64.b64encode(float_to_pcm16_bytes(turn.audio)).decode("ascii")
             content = [{"type": "input_audio", "transcript": turn.text, "audio": audio}]
             return message_item(turn.item_id, "user", content)
-        pcm = np.concatenate([u.audio for u in turn.units]) if turn.units else np.zeros(0, np.float32)
-        audio = base64.b64encode(float_to_pcm16_bytes(pcm)).decode("ascii")
         responding = self.conversation.responding and self._active_response_id is not None
         status = "in_progress" if responding and turn is _newest_assistant_turn(self.conversation) else None
         status = status or ("incomplete" if turn.truncated else "completed")
+        if turn.text_only:
+            return message_item(turn.item_id, "assistant", [answer_part(True, turn.text)], status)
+        pcm = np.concatenate([u.audio for u in turn.units]) if turn.units else np.zeros(0, np.float32)
+        audio = base64.b64encode(float_to_pcm16_bytes(pcm)).decode("ascii")
         return message_item(
             turn.item_id, "assistant", [{"type": "audio", "transcript": turn.text, "audio": audio}], status
         )

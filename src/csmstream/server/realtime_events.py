@@ -25,6 +25,8 @@ PCM16_FORMAT = "pcm16"  # the only audio format: 16-bit little-endian PCM, 24 kH
 CONTENT_INDEX = 0  # every item here has one content part
 OUTPUT_INDEX = 0  # every response here has one output item
 MAX_OUTPUT_TOKENS = 4096  # OpenAI's limit for max_response_output_tokens
+SPOKEN = ["audio", "text"]  # `modalities` of a spoken answer (audio and its transcript)
+WRITTEN = ["text"]  # ... and of a text-only one (nothing synthesized)
 # The most audio one `input_audio_buffer.append` may carry: 60 s of PCM16 24 kHz mono (2,880,000 bytes, 3.84 MB
 # of base64). OpenAI allows 15 MiB per event; a smaller bound keeps the work one event costs the server's
 # event loop small (the server feeds the VAD in slices, but decoding and parsing are one piece). A bigger
@@ -124,7 +126,7 @@ def session_json(
         "id": session_id,
         "object": "realtime.session",
         "model": model,
-        "modalities": ["audio", "text"],
+        "modalities": modalities_json(config.text_only),
         "instructions": config.instructions,
         "voice": config.voice_id,  # null: the engine's default voice
         "input_audio_format": PCM16_FORMAT,
@@ -135,6 +137,10 @@ def session_json(
         "tool_choice": "none",
         "max_response_output_tokens": "inf" if max_output_tokens is None else max_output_tokens,
     }
+
+
+def modalities_json(text_only: bool) -> list[str]:
+    return list(WRITTEN if text_only else SPOKEN)
 
 
 def message_item(
@@ -155,15 +161,23 @@ def response_json(
     status: str,
     output: list[dict[str, Any]] | None = None,
     status_details: dict[str, Any] | None = None,
+    *,
+    text_only: bool = False,
 ) -> dict[str, Any]:
     return {
         "id": response_id,
         "object": "realtime.response",
         "status": status,
         "status_details": status_details,
+        "modalities": modalities_json(text_only),
         "output": output or [],
         "usage": None,
     }
+
+
+def answer_part(text_only: bool, text: str) -> dict[str, Any]:
+    """The content part of an answer: its audio (with the transcript), or only its text."""
+    return {"type": "text", "text": text} if text_only else {"type": "audio", "transcript": text}
 
 
 def _part(response_id: str, item_id: str) -> dict[str, Any]:
@@ -186,12 +200,13 @@ def audio_committed_events(item_id: str, previous_item_id: str | None) -> list[d
 
 
 def response_created_events(
-    response_id: str, item_id: str, previous_item_id: str | None
+    response_id: str, item_id: str, previous_item_id: str | None, text_only: bool = False
 ) -> list[dict[str, Any]]:
-    """A response starts, writing one assistant item with one audio part."""
+    """A response starts, writing one assistant item with one audio part (a text part when `text_only`)."""
     item = message_item(item_id, "assistant", [], status="in_progress")
+    response = response_json(response_id, "in_progress", text_only=text_only)
     return [
-        server_event("response.created", response=response_json(response_id, "in_progress")),
+        server_event("response.created", response=response),
         server_event(
             "response.output_item.added", response_id=response_id, output_index=OUTPUT_INDEX, item=item
         ),
@@ -199,13 +214,17 @@ def response_created_events(
         server_event(
             "response.content_part.added",
             **_part(response_id, item_id),
-            part={"type": "audio", "transcript": ""},
+            part=answer_part(text_only, ""),
         ),
     ]
 
 
-def transcript_delta_event(response_id: str, item_id: str, delta: str) -> dict[str, Any]:
-    return server_event("response.audio_transcript.delta", **_part(response_id, item_id), delta=delta)
+def transcript_delta_event(
+    response_id: str, item_id: str, delta: str, text_only: bool = False
+) -> dict[str, Any]:
+    """Words of the answer: its audio's transcript, or (`text_only`) its text."""
+    kind = "response.text.delta" if text_only else "response.audio_transcript.delta"
+    return server_event(kind, **_part(response_id, item_id), delta=delta)
 
 
 def audio_delta_event(response_id: str, item_id: str, pcm16: bytes) -> dict[str, Any]:
@@ -217,11 +236,18 @@ def audio_done_event(response_id: str, item_id: str) -> dict[str, Any]:
     return server_event("response.audio.done", **_part(response_id, item_id))
 
 
-def transcript_done_events(response_id: str, item_id: str, transcript: str) -> list[dict[str, Any]]:
-    part = {"type": "audio", "transcript": transcript}
+def transcript_done_events(
+    response_id: str, item_id: str, transcript: str, text_only: bool = False
+) -> list[dict[str, Any]]:
+    place = _part(response_id, item_id)
+    done = (
+        server_event("response.text.done", **place, text=transcript)
+        if text_only
+        else server_event("response.audio_transcript.done", **place, transcript=transcript)
+    )
     return [
-        server_event("response.audio_transcript.done", **_part(response_id, item_id), transcript=transcript),
-        server_event("response.content_part.done", **_part(response_id, item_id), part=part),
+        done,
+        server_event("response.content_part.done", **place, part=answer_part(text_only, transcript)),
     ]
 
 
@@ -232,10 +258,11 @@ def response_done_events(
     transcript: str,
     cancel_reason: str | None = None,
     error: str | None = None,
+    text_only: bool = False,
 ) -> list[dict[str, Any]]:
     """The response ended: its item (with the transcript the conversation kept) and its status."""
     item_status = "completed" if status == "completed" else "incomplete"
-    item = message_item(item_id, "assistant", [{"type": "audio", "transcript": transcript}], item_status)
+    item = message_item(item_id, "assistant", [answer_part(text_only, transcript)], item_status)
     details: dict[str, Any] | None = None
     if status == "cancelled":
         details = {"type": "cancelled", "reason": cancel_reason or "turn_detected"}
@@ -245,7 +272,9 @@ def response_done_events(
         server_event(
             "response.output_item.done", response_id=response_id, output_index=OUTPUT_INDEX, item=item
         ),
-        server_event("response.done", response=response_json(response_id, status, [item], details)),
+        server_event(
+            "response.done", response=response_json(response_id, status, [item], details, text_only=text_only)
+        ),
     ]
 
 
@@ -372,16 +401,36 @@ def parse_session_update(
                 f"session.{key}",
             )
     if "modalities" in session:
-        modalities = expect(session["modalities"], list, "session.modalities")
-        if not all(isinstance(m, str) for m in modalities) or set(modalities) != {"audio", "text"}:
-            raise EventError(
-                "invalid_value",
-                "session.modalities must be ['audio', 'text']: this server always speaks its answers",
-                "session.modalities",
-            )
+        changes["text_only"] = parse_modalities(session["modalities"], "session.modalities")
     if "tools" in session and expect(session["tools"], list, "session.tools"):
         raise EventError("invalid_value", "tools are not supported", "session.tools")
     return dataclasses.replace(current, **changes)
+
+
+def parse_modalities(value: Any, where: str) -> bool:
+    """`modalities`: ["audio", "text"] (spoken answers, in either order) or ["text"] (text only) → whether
+    answers are text only."""
+    modalities = expect(value, list, where)
+    if modalities == WRITTEN:
+        return True
+    if sorted(m for m in modalities if isinstance(m, str)) == SPOKEN and len(modalities) == 2:
+        return False
+    raise EventError(
+        "invalid_value", f"{where} must be ['audio', 'text'] or ['text'], got {modalities!r}", where
+    )
+
+
+def parse_response_create(event: Mapping[str, Any]) -> bool | None:
+    """`response.create` → whether this response is text only (its `response.modalities`); None: as the
+    session says. Its other overrides are accepted and have no effect."""
+    check_fields(event, {"type", "event_id", "response"}, "event")
+    response = event.get("response")
+    if response is None:
+        return None
+    expect(response, dict, "response")
+    if response.get("modalities") is None:
+        return None
+    return parse_modalities(response["modalities"], "response.modalities")
 
 
 def parse_max_output_tokens(value: Any) -> int | None:

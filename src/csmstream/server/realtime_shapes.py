@@ -25,9 +25,10 @@ GA parameters with no effect here are accepted and ignored, as OpenAI's server w
 Values this server cannot honour are errors: another audio format than 24 kHz PCM, `output_modalities`
 other than `["audio"]` or `["text"]`, `audio.output.speed` other than 1, a transcription session.
 
-`output_modalities: ["text"]` (session-wide, or for one `response.create`) turns the answer into
-`response.output_text.*` events; the audio is still synthesized (the conversation always speaks: it is what
-its context is made of) but not sent.
+`output_modalities: ["text"]` (session-wide, or for one `response.create`) is the beta `modalities: ["text"]`:
+a text-only answer, nothing synthesized (pipeline/conversation.py), its beta `response.text.*` events named
+`response.output_text.*` here. The translation keeps no state of its own: which answers are text only is in
+the events (their content parts, the response's `modalities`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from csmstream.audio.constants import SAMPLE_RATE
-from csmstream.server.realtime_events import EventError, check_fields, expect, new_event_id
+from csmstream.server.realtime_events import SPOKEN, WRITTEN, EventError, check_fields, expect, new_event_id
 
 BETA = "beta"
 GA = "ga"
@@ -81,12 +82,8 @@ GA_EVENT_NAMES = {
     "response.text.delta": "response.output_text.delta",
     "response.text.done": "response.output_text.done",
 }
-# ... and when the answer is text only
-GA_TEXT_EVENT_NAMES = {
-    "response.audio_transcript.delta": "response.output_text.delta",
-    "response.audio_transcript.done": "response.output_text.done",
-}
-DROPPED_IN_TEXT_MODE = {"response.audio.delta", "response.audio.done"}
+# an assistant item's content part types (beta → GA)
+GA_PART_TYPES = {"audio": "output_audio", "text": "output_text"}
 # error params (internal, beta names) → where the same setting lives in a GA session
 GA_PARAMS = (
     ("session.turn_detection", "session.audio.input.turn_detection"),
@@ -110,10 +107,6 @@ class RealtimeShape:
     def __init__(self, name: str, *, settled: bool) -> None:
         self.name = name
         self.settled = settled  # a beta header, or a session.update that told
-        self.output_modalities = ["audio"]  # GA `output_modalities` of the session
-        self._response_modalities: dict[str, list[str]] = {}  # response id → its own, when asked for
-        # a session.update's `output_modalities`, applied once the whole update is accepted (`session`)
-        self._pending_modalities: list[str] | None = None
 
     @property
     def ga(self) -> bool:
@@ -123,7 +116,6 @@ class RealtimeShape:
 
     def client_event(self, kind: str, event: dict[str, Any]) -> dict[str, Any]:
         """A client event as the connection handles it (rule 3 of the module docs is applied here)."""
-        self._pending_modalities = None
         if kind == "session.update" and not self.settled and isinstance(event.get("session"), dict):
             told = _shape_of_session(event["session"])
             if told is not None:
@@ -134,18 +126,13 @@ class RealtimeShape:
             return {**event, "session": self._session_update(event["session"])}
         response = event.get("response")
         if kind == "response.create" and isinstance(response, dict) and "output_modalities" in response:
-            # checked before the response starts; `response_requested` notes it once it has an id
-            _modalities(response["output_modalities"], "response.output_modalities")
+            internal = {k: v for k, v in response.items() if k != "output_modalities"}
+            if response["output_modalities"] is not None:
+                internal["modalities"] = _modalities(
+                    response["output_modalities"], "response.output_modalities"
+                )
+            return {**event, "response": internal}
         return event
-
-    def response_requested(self, response_id: str | None, event: Mapping[str, Any]) -> None:
-        """`response.create` started `response_id`: note its own `output_modalities`, when it has some
-        (already checked by `client_event`)."""
-        response = event.get("response")
-        if not self.ga or response_id is None or not isinstance(response, dict):
-            return
-        if "output_modalities" in response:
-            self._response_modalities[response_id] = list(response["output_modalities"])
 
     def _session_update(self, session: Any) -> dict[str, Any]:
         """A GA `session` → the internal (beta) one; checks what the beta parser cannot see."""
@@ -170,7 +157,7 @@ class RealtimeShape:
             internal.update(_audio_input(audio.get("input")))
             internal.update(_audio_output(audio.get("output")))
         if "output_modalities" in session:
-            self._pending_modalities = _modalities(session["output_modalities"], "session.output_modalities")
+            internal["modalities"] = _modalities(session["output_modalities"], "session.output_modalities")
         return internal
 
     # ---- server events → the connection's shape
@@ -179,14 +166,12 @@ class RealtimeShape:
         """The session object of `session.created` / `session.updated` (built in the beta shape)."""
         if not self.ga:
             return session
-        if self._pending_modalities is not None:  # the session.update it came with was accepted
-            self.output_modalities, self._pending_modalities = self._pending_modalities, None
         return {
             "type": "realtime",
             "object": "realtime.session",
             "id": session["id"],
             "model": session["model"],
-            "output_modalities": list(self.output_modalities),
+            "output_modalities": _output_modalities(session["modalities"]),
             "instructions": session["instructions"],
             "audio": {
                 "input": {
@@ -210,23 +195,13 @@ class RealtimeShape:
         if not self.ga:
             return [event]
         kind = event["type"]
-        text = self._text_mode(event)
-        if text and kind in DROPPED_IN_TEXT_MODE:
-            return []
-        names = {**GA_EVENT_NAMES, **GA_TEXT_EVENT_NAMES} if text else GA_EVENT_NAMES
-        out = {**event, "type": names.get(kind, kind)}
-        if text and kind == "response.audio_transcript.done":
-            out["text"] = out.pop("transcript")
-        if "part" in out:
-            out["part"] = _part(out["part"], text)
+        out = {**event, "type": GA_EVENT_NAMES.get(kind, kind)}
         if "item" in out:
-            out["item"] = _item(out["item"], text)
+            out["item"] = _item(out["item"])
         if "response" in out:
-            out["response"] = self._response(out["response"], text)
+            out["response"] = _response(out["response"])
         if kind == "error":
             out["error"] = _error(out["error"])
-        if kind == "response.done":
-            self._response_modalities.pop(event["response"]["id"], None)
         if kind == "conversation.item.created":
             # GA: `added` when an item joins the conversation, `done` once it is complete (an answer's at
             # `response.output_item.done`, the user's at once: its transcription comes on its own).
@@ -237,18 +212,6 @@ class RealtimeShape:
             done = {"type": "conversation.item.done", "event_id": new_event_id(), "item": out["item"]}
             return [out, done]
         return [out]
-
-    def _text_mode(self, event: Mapping[str, Any]) -> bool:
-        response_id = event.get("response_id")
-        if response_id is None and isinstance(event.get("response"), dict):
-            response_id = event["response"].get("id")
-        modalities = self._response_modalities.get(response_id or "", self.output_modalities)
-        return modalities == ["text"]
-
-    def _response(self, response: dict[str, Any], text: bool) -> dict[str, Any]:
-        out = {**response, "output_modalities": ["text"] if text else ["audio"]}
-        out["output"] = [_item(item, text) for item in response.get("output") or []]
-        return out
 
 
 # ---- helpers --------------------------------------------------------------------------------------------
@@ -314,33 +277,32 @@ def _audio_output(value: Any) -> dict[str, Any]:
 
 
 def _modalities(value: Any, where: str) -> list[str]:
+    """GA `output_modalities` → the internal (beta) `modalities`."""
     modalities = expect(value, list, where)
     if modalities not in (["audio"], ["text"]):
         raise EventError("invalid_value", f"{where} must be ['audio'] or ['text'], got {modalities!r}", where)
-    return list(modalities)
+    return list(WRITTEN if modalities == WRITTEN else SPOKEN)
 
 
-def _part(part: dict[str, Any], text: bool) -> dict[str, Any]:
-    if text and part.get("type") == "audio":
-        return {"type": "text", "text": part.get("transcript") or ""}
-    return part
+def _output_modalities(modalities: list[str]) -> list[str]:
+    """The internal (beta) `modalities` → GA `output_modalities`."""
+    return list(WRITTEN) if modalities == WRITTEN else ["audio"]
 
 
-def _item(item: dict[str, Any], text: bool) -> dict[str, Any]:
+def _response(response: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in response.items() if k != "modalities"}
+    out["output_modalities"] = _output_modalities(response.get("modalities") or [])
+    out["output"] = [_item(item) for item in response.get("output") or []]
+    return out
+
+
+def _item(item: dict[str, Any]) -> dict[str, Any]:
     if item.get("role") != "assistant":
         return item
-    content = []
-    for part in item.get("content") or []:
-        if part.get("type") == "audio":
-            part = (
-                {"type": "output_text", "text": part.get("transcript") or ""}
-                if text
-                else {
-                    **part,
-                    "type": "output_audio",
-                }
-            )
-        content.append(part)
+    content = [
+        {**part, "type": GA_PART_TYPES.get(part.get("type"), part.get("type"))}
+        for part in item.get("content") or []
+    ]
     return {**item, "content": content}
 
 
