@@ -1,8 +1,8 @@
 """Transcription while the user speaks (pipeline/incremental_stt.py).
 
 The whole-turn transcript is the reference: on held-out piper speech (sentences used nowhere else, so the
-short-window settings were not tuned on them) the final transcript of the incremental path is within 2 WER
-points of Whisper's ordinary 30 s decode of the same committed audio. Word deltas come while the user speaks,
+short-window settings were not tuned on them) the final transcript of the incremental path is within 3 WER
+points of Whisper's ordinary 30 s decode of the same committed audio (the issue asked 2: see the test). Word deltas come while the user speaks,
 before the completed transcript, and joined they are that transcript."""
 
 from __future__ import annotations
@@ -33,6 +33,18 @@ HELD_OUT = (
     "The bus to the airport leaves every twenty minutes from the main square.",
     "Is it going to rain this weekend or should we plan a picnic?",
     "She painted the kitchen a bright shade of yellow last spring.",
+    "Our team finished the project two weeks ahead of schedule.",
+    "Please turn off the lights in the garage before you go to bed.",
+    "Which platform does the next train to Edinburgh leave from?",
+    "The doctor told him to drink more water and sleep longer.",
+    "We watched the sunset from the top of the old lighthouse.",
+    "Can you explain how a rainbow forms after a storm?",
+    "The library opens at nine and closes at six on Saturdays.",
+    "He forgot his umbrella on the train again this morning.",
+    "What is the best way to learn a new language quickly?",
+    "The farmer sold fresh eggs and honey at the village market.",
+    "Tomorrow the temperature will drop below freezing overnight.",
+    "I need to buy a birthday present for my brother.",
 )
 CHUNK_SAMPLES = 480  # 20 ms
 # deltas are provisional: the final transcript may still correct this share of their words (WER), over all turns
@@ -40,7 +52,7 @@ CHUNK_SAMPLES = 480  # 20 ms
 MAX_DELTA_CORRECTIONS = 0.25
 MAX_DELTA_CORRECTIONS_ONE_TURN = 0.7
 # word error rate the incremental final transcript may add to the whole-turn decode's (see the test)
-MAX_EXTRA_WER = 0.05
+MAX_EXTRA_WER = 0.03
 
 
 @pytest.fixture(scope="module")
@@ -120,10 +132,11 @@ def test_incremental_final_matches_the_whole_turn_transcript(stt):
     whole_turn = [stt.transcribe_sync(t.audio, 24_000) for t in turns]  # Whisper's ordinary 30 s decode
     incremental = [c.text for c in completed]
     reference_wer, incremental_wer = _wer(list(HELD_OUT), whole_turn), _wer(list(HELD_OUT), incremental)
-    # The issue asks for 2 points. The final transcript is the short-window decode of the turn, made when its
-    # silence began; against Whisper's ordinary 30 s decode it measured 0 to 3.8 points worse over runs on this
-    # machine (which audio the decode gets depends on timing), so 2 points is not met reliably: the test
-    # holds the measured bound
+    # The issue asks for 2 points. The final transcript is the short-window decode of the turn (a 10 s window,
+    # not Whisper's 30 s: `short_window.py`), which now and then hears a word differently ("sand vessel" →
+    # "sand-essal", "seven thirty" → "730"). Over 20 held-out sentences (232 words) it measured −0.4 to +2.2
+    # points against the 30 s decode in 7 runs, 0.8 on average: 2 points is met on average, not in every run,
+    # so the test holds 3
     assert incremental_wer <= reference_wer + MAX_EXTRA_WER, list(zip(incremental, whole_turn, strict=True))
 
     # deltas while speaking, each turn's before its completed transcript, and joined they are that transcript
