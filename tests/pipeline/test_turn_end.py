@@ -20,7 +20,13 @@ from csmstream.pipeline.stt import load_stt
 from csmstream.pipeline.turn_end import TurnEndPolicy, completeness
 from csmstream.pipeline.vad_model import SileroVadModel
 
-QUESTIONS = ["What is the capital of Germany?", "Do you like jazz?", "Is it cold outside today?"]
+QUESTIONS = [
+    "What is the capital of Germany?",
+    "Do you like jazz?",
+    "Is it cold outside today?",
+    "Where did you put my keys.",  # Whisper's full stop after a question: its opening says what it is
+    "Do you know any good restaurants nearby.",
+]
 STATEMENTS = ["Tell me a joke.", "I think so.", "Thank you!", "Yes it is."]
 FRAGMENTS = [
     "What is the capital of",
