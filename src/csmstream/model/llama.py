@@ -15,7 +15,7 @@ from torch import nn
 
 from csmstream.model.csm_config import RopeConfig, TransformerConfig
 from csmstream.model.kv_cache import KVCache
-from csmstream.model.lora import Projection, project
+from csmstream.model.lora import Projection, lora_selector, project, project_all
 
 
 class RMSNorm(nn.Module):
@@ -128,12 +128,13 @@ class Attention(nn.Module):
         slot_ids: torch.Tensor | None,
         positions: torch.Tensor,  # (B, T)
         kv_len: int,
-        adapter_ids: torch.Tensor | None = None,  # (B,) LoRA bank index of each row (see lora.py)
+        selector: torch.Tensor | None = None,  # (B, C) the rows' LoRA adapters (lora.lora_selector)
     ) -> torch.Tensor:
         batch, num_rows, _ = x.shape
-        q = project(self.q_proj, x, adapter_ids).view(batch, num_rows, self.num_heads, self.head_dim)
-        k = project(self.k_proj, x, adapter_ids).view(batch, num_rows, self.num_kv_heads, self.head_dim)
-        v = project(self.v_proj, x, adapter_ids).view(batch, num_rows, self.num_kv_heads, self.head_dim)
+        q, k, v = project_all((self.q_proj, self.k_proj, self.v_proj), x, selector)
+        q = q.view(batch, num_rows, self.num_heads, self.head_dim)
+        k = k.view(batch, num_rows, self.num_kv_heads, self.head_dim)
+        v = v.view(batch, num_rows, self.num_kv_heads, self.head_dim)
         q = apply_rotary(q, cos, sin)
         k = apply_rotary(k, cos, sin)
         if cache is not None:
@@ -143,7 +144,7 @@ class Attention(nn.Module):
             keys, values = k.transpose(1, 2), v.transpose(1, 2)
         out = attend(q.transpose(1, 2), keys, values, bias)  # (B, H, T, D)
         out = out.transpose(1, 2).reshape(batch, num_rows, self.num_heads * self.head_dim)
-        return project(self.o_proj, out, adapter_ids)
+        return project(self.o_proj, out, selector)
 
 
 class FeedForward(nn.Module):
@@ -155,9 +156,10 @@ class FeedForward(nn.Module):
         self.up_proj = Projection(config.dim, config.ffn_dim, bias=False)
         self.down_proj = Projection(config.ffn_dim, config.dim, bias=False)
 
-    def forward(self, x: torch.Tensor, adapter_ids: torch.Tensor | None = None) -> torch.Tensor:
-        gated = F.silu(project(self.gate_proj, x, adapter_ids)) * project(self.up_proj, x, adapter_ids)
-        return project(self.down_proj, gated, adapter_ids)
+    def forward(self, x: torch.Tensor, selector: torch.Tensor | None = None) -> torch.Tensor:
+        gate, up = project_all((self.gate_proj, self.up_proj), x, selector)
+        gated = F.silu(gate) * up
+        return project(self.down_proj, gated, selector)
 
 
 class Block(nn.Module):
@@ -171,10 +173,10 @@ class Block(nn.Module):
         self.mlp = FeedForward(config)
 
     def forward(
-        self, x: torch.Tensor, adapter_ids: torch.Tensor | None = None, **attention_args
+        self, x: torch.Tensor, selector: torch.Tensor | None = None, **attention_args
     ) -> torch.Tensor:
-        x = x + self.attention(self.attn_norm(x), adapter_ids=adapter_ids, **attention_args)
-        return x + self.mlp(self.mlp_norm(x), adapter_ids)
+        x = x + self.attention(self.attn_norm(x), selector=selector, **attention_args)
+        return x + self.mlp(self.mlp_norm(x), selector)
 
 
 class Transformer(nn.Module):
@@ -186,6 +188,8 @@ class Transformer(nn.Module):
         self.rotary = RotaryEmbedding(config.rope, config.head_dim)
         self.layers = nn.ModuleList(Block(config) for _ in range(config.num_layers))
         self.norm = RMSNorm(config.dim, config.norm_eps)
+        # (C,) the bank index of each LoRA table column, set when an AdapterBank is attached (see lora.py)
+        self.register_buffer("lora_columns", None, persistent=False)
 
     def new_kv_cache(
         self,
@@ -230,6 +234,9 @@ class Transformer(nn.Module):
         group = self.config.num_heads // self.config.num_kv_heads
         bias = attention_bias(allowed, group, x.dtype)  # (B, 1, G * T, S), shared by every layer
         cos, sin = self.rotary(positions, x.dtype)
+        selector = None  # (B, C) the rows' adapters, built once for every projection of every layer
+        if adapter_ids is not None and self.lora_columns is not None:
+            selector = lora_selector(adapter_ids, self.lora_columns, x.dtype)
         for layer, block in enumerate(self.layers):
             x = block(
                 x,
@@ -241,6 +248,6 @@ class Transformer(nn.Module):
                 slot_ids=slot_ids,
                 positions=positions,
                 kv_len=kv_len,
-                adapter_ids=adapter_ids,
+                selector=selector,
             )
         return self.norm(x)
