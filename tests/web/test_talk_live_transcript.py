@@ -5,7 +5,7 @@ every state the user's bubbles pass through, so a page that showed only the fina
 
 from __future__ import annotations
 
-from web_helpers import launch_chromium, screenshot
+from web_helpers import screenshot, talk_page_with_fake_microphone
 
 # Installed once the page is loaded: every change of a user bubble, in order, in `window.__userBubbles`.
 RECORD_USER_BUBBLES = """
@@ -39,13 +39,10 @@ def _words(text: str) -> set[str]:
 
 
 def test_words_appear_while_the_user_speaks(playwright_driver, conversation_server, question_wav):
-    browser = launch_chromium(playwright_driver, [f"--use-file-for-fake-audio-capture={question_wav}%noloop"])
-    try:
-        page = browser.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.set_default_timeout(120_000)
-        page.goto(conversation_server.url + "/talk.html")
+    with talk_page_with_fake_microphone(playwright_driver, conversation_server.url, question_wav) as (
+        page,
+        errors,
+    ):
         page.evaluate(RECORD_USER_BUBBLES)
         page.click("#mic")
         page.wait_for_function("window.csmstreamTalk.connected || window.csmstreamTalk.error")
@@ -56,8 +53,6 @@ def test_words_appear_while_the_user_speaks(playwright_driver, conversation_serv
         page.click("#mic")
         page.wait_for_function("window.csmstreamTalk.state === 'idle'")
         assert not errors, errors
-    finally:
-        browser.close()
 
     finals = {s["id"]: s["text"] for s in states if not s["partial"]}
     assert finals, f"no completed transcript was shown: {states}"

@@ -13,7 +13,7 @@ import base64
 
 import numpy as np
 import pytest
-from web_helpers import SPEECH_TEXT, launch_chromium, screenshot
+from web_helpers import SPEECH_TEXT, screenshot, talk_page_with_fake_microphone
 
 SAMPLE_RATE = 24_000
 
@@ -181,13 +181,10 @@ def realtime_available(server) -> bool:
 
 def test_a_conversation_from_a_fake_microphone(playwright_driver, conversation_server, question_wav):
     assert realtime_available(conversation_server), "the server refused a WebSocket on /v1/realtime"
-    browser = launch_chromium(playwright_driver, [f"--use-file-for-fake-audio-capture={question_wav}%noloop"])
-    try:
-        page = browser.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.set_default_timeout(120_000)
-        page.goto(conversation_server.url + "/talk.html")
+    with talk_page_with_fake_microphone(playwright_driver, conversation_server.url, question_wav) as (
+        page,
+        errors,
+    ):
         page.click("#mic")
         page.wait_for_function("window.csmstreamTalk.connected || window.csmstreamTalk.error")
         assert talk(page)["error"] is None, talk(page)
@@ -203,8 +200,6 @@ def test_a_conversation_from_a_fake_microphone(playwright_driver, conversation_s
         page.click("#mic")
         page.wait_for_function("window.csmstreamTalk.state === 'idle'")
         assert not errors, errors
-    finally:
-        browser.close()
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -37,6 +38,22 @@ def chromium_executable() -> str | None:
 
 def launch_chromium(driver, extra_args: list[str] = ()):
     return driver.chromium.launch(executable_path=chromium_executable(), args=[*CHROMIUM_ARGS, *extra_args])
+
+
+@contextlib.contextmanager
+def talk_page_with_fake_microphone(driver, server_url: str, wav: Path):
+    """The Talk page of `server_url` in a Chromium whose microphone plays `wav` once: yields (page, the page's
+    JavaScript errors); the browser is closed after."""
+    browser = launch_chromium(driver, [f"--use-file-for-fake-audio-capture={wav}%noloop"])
+    try:
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.set_default_timeout(120_000)
+        page.goto(server_url + "/talk.html")
+        yield page, errors
+    finally:
+        browser.close()
 
 
 def screenshot(page, name: str) -> Path:
