@@ -80,13 +80,15 @@ def test_ready_only_when_the_engine_is_ok_and_live_always(probe_client):
 
 def test_a_draining_server_is_live_but_not_ready_then_exits_zero(tiny_checkpoint_dir, tmp_path):
     args = ["--engine", "csm", "--model", str(tiny_checkpoint_dir), "--device", "cpu", "--dtype", "float32"]
-    server = start_server([*args, "--max-slots", "1", "--drain-timeout", "3"], tmp_path / "voices")
+    server = start_server([*args, "--max-slots", "1", "--drain-timeout", "1.5"], tmp_path / "voices")
     try:
         ready = httpx.get(server.url + "/health/ready", timeout=10)
         assert ready.status_code == 200 and ready.json()["ready"] is True, ready.text
         ws_url = "ws" + server.url[len("http") :] + "/v1/tts/stream"
         with connect(ws_url, open_timeout=30, close_timeout=5, max_size=None) as ws:
-            # a stream far longer than the drain timeout: the tiny model speaks far slower than real time
+            # a stream longer than the drain timeout: the tiny model's window ends it after about 7.8 s of audio,
+            # which takes it 3 s or more (measured RTF 0.4 on a quiet machine; a stream that ended before a 3 s
+            # drain timeout failed this test once)
             ws.send(
                 json.dumps(
                     {
