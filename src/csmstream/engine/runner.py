@@ -22,7 +22,7 @@ backbone then reads the cache as a view (no per-layer gather). `warm_up` builds 
 
 LoRA adapters (with `adapters=True`: the model has an AdapterBank attached, see model/lora.py): each slot
 carries its bank index (0: the base model) in a static per-slot buffer; a step in which some scheduled slot
-speaks through an adapter runs the variant of its shape that adds the gathered per-row LoRA deltas, and a
+speaks through an adapter runs the variant of its shape that adds each row's own LoRA delta, and a
 step of base voices only runs the plain shape, at the base model's cost.
 """
 
