@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     max_seq_rows: int = Field(2048, ge=64, description="rows of context + generated frames per slot")
     prefill_chunk_rows: int = Field(256, ge=8, description="prompt rows prefilled between two steps")
     compile: bool = Field(True, description="torch.compile / CUDA graphs on CUDA (set 0 to turn off)")
+    kv_buckets: int = Field(
+        5,
+        ge=1,
+        le=8,
+        description="attention spans each compiled step shape is built for (max_seq_rows, half of it, ...): "
+        "fewer shapes to compile at warm-up, more padded attention per step",
+    )
     realtime_admission: bool = Field(
         True, description="queue a new stream when it would push the active ones below real time"
     )

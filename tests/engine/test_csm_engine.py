@@ -293,3 +293,23 @@ def test_the_engine_is_starting_until_warm_up_has_measured_the_step(checkpoint, 
     status, step_ms = run_with_engine(engine, body)
     assert status == "ok"
     assert step_ms is not None and step_ms > 0, "warm-up seeds the scheduler's cost curve"
+
+
+def test_the_kv_buckets_flag_reaches_the_runner(tiny_checkpoint_dir, voices):
+    """`csmstream serve --kv-buckets 1` → Settings → the engine factory → the runner's attention spans."""
+    import argparse
+
+    from csmstream.commands import serve
+    from csmstream.engine.factory import build_csm_engine
+
+    parser = argparse.ArgumentParser()
+    serve.add_parser(parser.add_subparsers())
+    args = parser.parse_args(
+        ["serve", "--model", str(tiny_checkpoint_dir), "--device", "cpu", "--kv-buckets", "1"]
+    )
+    settings = serve._settings(args)
+    assert settings.kv_buckets == 1
+    engine = build_csm_engine(settings, voices)
+    assert len(engine.runner.kv_buckets) == 1 and engine.runner.kv_buckets[0] == engine.runner.max_rows
+    default = build_csm_engine(settings.model_copy(update={"kv_buckets": 5}), voices)
+    assert len(default.runner.kv_buckets) > 1

@@ -107,6 +107,26 @@ def test_after_warm_up_a_mixed_workload_compiles_nothing_and_matches_eager(compi
         assert_same_frames(actual, expected)
 
 
+def test_one_kv_bucket_builds_one_shape_per_batch_bucket_and_still_matches_eager(checkpoint, plain):
+    """`--kv-buckets 1`: every step attends over the whole window, so warm-up builds a shape per batch bucket
+    only (here 2, not 4); steps of short prompts run in it, compile nothing more, and give the same codes."""
+    torch._dynamo.reset()
+    runner = make_runner(
+        checkpoint, compile=True, compile_any_device=True, compile_backend="aot_eager", kv_bucket_count=1
+    )
+    try:
+        assert runner.kv_buckets == (MAX_ROWS,)
+        runner.warm_up()
+        assert runner.step_shapes() == [(1, 32, False), (2, 32, False)]
+        streams = run_workload(runner)
+        stats = runner.compile_stats()
+        assert stats["compiled_shapes"] == 2 and stats["recompiles_after_warmup"] == 0, stats
+        for actual, expected in zip(streams, plain, strict=True):
+            assert_same_frames(actual, expected)
+    finally:
+        torch._dynamo.reset()
+
+
 def test_static_buffer_steps_with_idle_rows_match_plain_steps(checkpoint, plain):
     """The code around a CUDA graph, on the CPU: rows padded to slots [0, P) (idle ones commit nothing), the
     inputs copied into per-shape static buffers, outputs read back by slot."""

@@ -42,6 +42,13 @@ def add_parser(subparsers) -> None:
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
     p.add_argument("--dtype", default=None, choices=["auto", "float32", "bfloat16", "float16"])
     p.add_argument(
+        "--kv-buckets",
+        type=int,
+        default=None,
+        help="attention spans per compiled step shape on a GPU (default 5); 1 compiles 5x fewer shapes at "
+        "warm-up, each step attending over the whole window",
+    )
+    p.add_argument(
         "--voices-dir", default=None, help="the user voice library (default ~/.local/share/csmstream/voices)"
     )
     p.add_argument("--log-level", default="info", choices=LOG_LEVELS)
@@ -147,6 +154,7 @@ def _flags(args: argparse.Namespace) -> dict:
         "max_queue": args.max_queue,
         "device": args.device,
         "dtype": args.dtype,
+        "kv_buckets": args.kv_buckets,
         "voices_dir": args.voices_dir,
         "max_adapters": args.max_adapters,
         "max_lora_rank": args.max_lora_rank,

@@ -48,7 +48,7 @@ from csmstream.engine.request import (
     check_max_seconds,
     chunk_is_due,
 )
-from csmstream.engine.runner import ModelRunner, StepOutput
+from csmstream.engine.runner import KV_BUCKET_COUNT, ModelRunner, StepOutput
 from csmstream.engine.scheduler import PrefillChunk, Scheduler, SchedulerConfig
 from csmstream.engine.session import Session
 from csmstream.engine.speech_length import expected_seconds, runaway_seconds
@@ -86,13 +86,15 @@ class CsmEngine(SpeechEngine):
         default_max_seconds: float | None = None,
         realtime_admission: bool = True,
         compile: bool = False,
+        kv_buckets: int = KV_BUCKET_COUNT,
         model_name: str | None = None,
         max_adapters: int = 4,
         max_lora_rank: int = 16,
         lora_targets: tuple[str, ...] = ADAPTABLE,
         merge_voice: str | None = None,
     ):
-        """`max_adapters`: fine-tuned voices held on the device at once (0: none are served); `max_lora_rank`
+        """`kv_buckets`: attention spans per compiled step shape (runner.kv_buckets; fewer: a shorter warm-up).
+        `max_adapters`: fine-tuned voices held on the device at once (0: none are served); `max_lora_rank`
         and `lora_targets` size the adapter bank. `merge_voice`: merge that voice's adapter into the weights
         (a server for one fine-tuned voice: no per-step adapter cost; no other fine-tuned voice is served)."""
         # One thread does all of this engine's torch work, loading included. CPU kernels run on OpenMP
@@ -124,6 +126,7 @@ class CsmEngine(SpeechEngine):
                 rows,
                 compile=compile,
                 adapters=self.adapter_bank is not None,
+                kv_bucket_count=kv_buckets,
             )
             self.prompts = PromptAssembler(ckpt.tokenizer, self.runner.encode_audio, max_rows=rows)
 

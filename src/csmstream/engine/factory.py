@@ -30,6 +30,7 @@ def build_csm_engine(settings: Settings, voices) -> SpeechEngine:
         default_max_seconds=settings.default_max_seconds,
         realtime_admission=settings.realtime_admission,
         compile=settings.compile,
+        kv_buckets=settings.kv_buckets,
         model_name=settings.model,
         max_adapters=settings.max_adapters,
         max_lora_rank=settings.max_lora_rank,

@@ -138,11 +138,13 @@ class ModelRunner:
         compile_any_device: bool = False,
         cuda_graphs: bool | None = None,
         adapters: bool = False,
+        kv_bucket_count: int = KV_BUCKET_COUNT,
     ):
         """`compile`: torch.compile the step's stages with `compile_backend`, on CUDA only unless
         `compile_any_device` (tests: "aot_eager" on the CPU); CSMSTREAM_NO_COMPILE=1 turns it off.
         `cuda_graphs`: capture one CUDA graph per step shape (CUDA only; None: when compiling on CUDA).
-        `pad_to_buckets`: run steps in the static shapes (None: when compiling or capturing graphs)."""
+        `pad_to_buckets`: run steps in the static shapes (None: when compiling or capturing graphs).
+        `kv_bucket_count`: attention spans per batch bucket (`kv_buckets`): each is a step shape to build."""
         param = next(model.parameters())
         self.device = param.device
         self.dtype = param.dtype
@@ -156,7 +158,7 @@ class ModelRunner:
             cuda_graphs = compile_enabled(compile, self.device)
         self.pad_to_buckets = self.compiled or cuda_graphs if pad_to_buckets is None else pad_to_buckets
         self.buckets = batch_buckets(max_slots)
-        self.kv_buckets = kv_buckets(max_rows)
+        self.kv_buckets = kv_buckets(max_rows, kv_bucket_count)
         self.scratch_row = max_rows  # KV row of a static step's idle rows: past every kv bucket, never read
         # 1. buffers, allocated once and only ever updated in place (CUDA graphs hold their addresses)
         self.cache = model.new_kv_cache(max_slots, max_rows + 1, device=self.device, dtype=self.dtype)
