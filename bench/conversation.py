@@ -3,7 +3,7 @@
     python bench/conversation.py [--turns 8] [--engine piper|csm|auto] [--model DIR]
                                  [--llm-base-url URL --llm-model NAME | --llm-gguf FILE | --instant-llm]
                                  [--stt DIR] [--turn-detection server_vad|semantic_vad] [--eagerness auto]
-                                 [--silence-ms 500]
+                                 [--silence-ms 500] [--no-turn-model]
 
 Each turn, a question spoken by piper goes through a real `Conversation` (Silero VAD, Whisper STT, the LLM,
 the speech engine), fed as a client would send it: the speech as fast as possible up to its last voiced
@@ -42,6 +42,7 @@ from csmstream.config import Settings
 from csmstream.engine.factory import build_engine
 from csmstream.pipeline import events as ev
 from csmstream.pipeline.conversation import Conversation
+from csmstream.pipeline.end_of_turn_model import load_end_of_turn_model
 from csmstream.pipeline.llm import LlamaCppLLM, LLMBackend, OpenAICompatibleLLM
 from csmstream.pipeline.llm.base import ChatMessage
 from csmstream.pipeline.session import SessionConfig, TurnDetection
@@ -170,7 +171,12 @@ async def main_async(args: argparse.Namespace) -> None:
             interrupt_response=False,
         )
         conversation = Conversation(
-            engine, llm, stt, config=SessionConfig(turn_detection=detection), vad_model=SileroVadModel()
+            engine,
+            llm,
+            stt,
+            config=SessionConfig(turn_detection=detection),
+            vad_model=SileroVadModel(),
+            end_of_turn_model=None if args.no_turn_model else load_end_of_turn_model(),
         )
         events: asyncio.Queue = asyncio.Queue()
 
@@ -182,7 +188,8 @@ async def main_async(args: argparse.Namespace) -> None:
         print(f"engine={engine.name} ({engine.model_name})  llm={llm.name}  stt={stt.source}")
         print(
             f"turn_detection={args.turn_detection} (silence_duration_ms={args.silence_ms}, "
-            f"eagerness={args.eagerness})  turns={args.turns}"
+            f"eagerness={args.eagerness}, end-of-turn model: {'off' if args.no_turn_model else 'on'})  "
+            f"turns={args.turns}"
         )
         results = []
         for n in range(args.turns):
@@ -226,6 +233,9 @@ def main() -> int:
         "--stt", default=None, help="faster-whisper model dir or hub id (default: bundled tiny.en)"
     )
     parser.add_argument("--silence-ms", type=int, default=500)
+    parser.add_argument(
+        "--no-turn-model", action="store_true", help="semantic_vad by rules alone (no end-of-turn model)"
+    )
     args = parser.parse_args()
     asyncio.run(main_async(args))
     return 0

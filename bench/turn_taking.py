@@ -1,11 +1,13 @@
 """Turn-taking: does the server end the user's turn when they finish, and not when they pause to think?
 
     python bench/turn_taking.py [--modes server_vad semantic_vad] [--eagerness auto] [--silence-ms 500]
+                                [--no-turn-model]
 
 Held-out utterances spoken by piper (none of them is used by the tests): complete questions, and sentences
 with a 600 ms pause inserted mid-sentence ("What is the capital of … Germany, do you know?"). Each goes
 through a real `Conversation` (Silero VAD, Whisper tiny.en, the incremental transcription and the turn-end
-decider) at 1× pace, with room for an answer switched off. Per mode it prints:
+decider, with the end-of-turn model as the server loads it unless --no-turn-model: rules alone) at 1× pace,
+with room for an answer switched off. Per mode it prints:
 
   cut early    paused utterances that became two turns (the assistant would have answered half a question)
   too slow     complete utterances whose end was detected more than `--slow-ms` after the speech ended
@@ -28,6 +30,7 @@ import soxr
 from csmstream.audio.constants import SAMPLE_RATE
 from csmstream.pipeline import events as ev
 from csmstream.pipeline.conversation import Conversation
+from csmstream.pipeline.end_of_turn_model import load_end_of_turn_model
 from csmstream.pipeline.session import SessionConfig, TurnDetection
 from csmstream.pipeline.stt import load_stt
 from csmstream.pipeline.vad_model import SileroVadModel
@@ -106,7 +109,7 @@ async def run_one(conversation: Conversation, events: asyncio.Queue, audio: np.n
     return len(stops), ((stops[-1] - speech_end_s) * 1000 if stops else float("nan"))
 
 
-async def run_mode(args: argparse.Namespace, mode: str, stt, vad_model, clips) -> None:  # noqa: ANN001
+async def run_mode(args: argparse.Namespace, mode: str, stt, vad_model, turn_model, clips) -> None:  # noqa: ANN001
     detection = TurnDetection(
         type=mode,
         eagerness=args.eagerness,
@@ -115,7 +118,12 @@ async def run_mode(args: argparse.Namespace, mode: str, stt, vad_model, clips) -
         interrupt_response=False,
     )
     conversation = Conversation(
-        _NoEngine(), _NoLLM(), stt, config=SessionConfig(turn_detection=detection), vad_model=vad_model
+        _NoEngine(),
+        _NoLLM(),
+        stt,
+        config=SessionConfig(turn_detection=detection),
+        vad_model=vad_model,
+        end_of_turn_model=turn_model,
     )
     events: asyncio.Queue = asyncio.Queue()
 
@@ -136,9 +144,11 @@ async def run_mode(args: argparse.Namespace, mode: str, stt, vad_model, clips) -
     await conversation.aclose()
     pump_task.cancel()
     num_paused = sum(kind == "paused" for kind, _, _ in clips)
-    label = mode if mode == "server_vad" else f"{mode} ({args.eagerness})"
+    label = mode
+    if mode == "semantic_vad":
+        label += f" ({args.eagerness}, {'model + rules' if turn_model is not None else 'rules'})"
     summary = (
-        f"{label:24s} cut early {cut_early}/{num_paused}   too slow {too_slow}/{len(waits)}   "
+        f"{label:40s} cut early {cut_early}/{num_paused}   too slow {too_slow}/{len(waits)}   "
         f"end wait median {statistics.median(waits):5.0f} p95 {np.percentile(waits, 95):5.0f} ms"
     )
     args.summaries.append(summary)
@@ -147,6 +157,7 @@ async def run_mode(args: argparse.Namespace, mode: str, stt, vad_model, clips) -
 async def main_async(args: argparse.Namespace) -> None:
     stt = load_stt()
     vad_model = SileroVadModel()
+    turn_model = None if args.no_turn_model else load_end_of_turn_model()
     pause = np.zeros(int(PAUSE_S * SAMPLE_RATE), dtype=np.float32)
     clips = [("complete", text, spoken(text)) for text in COMPLETE]
     for head, tail in PAUSED:
@@ -155,7 +166,7 @@ async def main_async(args: argparse.Namespace) -> None:
         clips.append(("paused", f"{head} … {tail}", np.concatenate([head_audio, pause, spoken(tail)])))
     args.summaries = []
     for mode in args.modes:
-        await run_mode(args, mode, stt, vad_model, clips)
+        await run_mode(args, mode, stt, vad_model, turn_model, clips)
     print(
         f"\nturn taking, {len(COMPLETE)} complete + {len(PAUSED)} paused utterances, too slow = > {args.slow_ms} ms"
     )
@@ -171,6 +182,9 @@ def main() -> int:
     parser.add_argument("--eagerness", choices=["low", "medium", "high", "auto"], default="auto")
     parser.add_argument("--silence-ms", type=int, default=500, help="server_vad's silence")
     parser.add_argument("--slow-ms", type=float, default=800.0)
+    parser.add_argument(
+        "--no-turn-model", action="store_true", help="semantic_vad by rules alone (no end-of-turn model)"
+    )
     asyncio.run(main_async(parser.parse_args()))
     return 0
 

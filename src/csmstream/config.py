@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     )
     persona: str = Field("", description="system prompt; empty: the default persona (Maya)")
     stt_model: str = Field("", description="faster-whisper model dir or hub id; empty: the bundled tiny.en")
+    turn_model: bool = Field(
+        True,
+        description="semantic_vad reads the words with the bundled small model (the llm extras); off: rules only",
+    )
 
     def resolved_voices_dir(self) -> Path:
         return self.voices_dir.expanduser()

@@ -15,6 +15,7 @@ from pipeline_helpers import silence, speak, to_pcm16, word_error_rate
 from csmstream.errors import BadRequest
 from csmstream.pipeline import events as ev
 from csmstream.pipeline.conversation import Conversation
+from csmstream.pipeline.end_of_turn_model import EndOfTurnModel, load_end_of_turn_model
 from csmstream.pipeline.session import SessionConfig, TurnDetection
 from csmstream.pipeline.stt import load_stt
 from csmstream.pipeline.turn_end import TurnEndPolicy, completeness
@@ -75,6 +76,37 @@ def test_unknown_or_unpunctuated_waits_in_between_and_eagerness_scales():
     assert medium.wait_ms(None) == medium.max_wait_ms  # nothing transcribed yet: wait as for a fragment
 
 
+# ---- with the end-of-turn model's score (end_of_turn_model.py) and Whisper's confidence
+
+
+def test_the_models_score_decides_what_punctuation_cannot():
+    policy = TurnEndPolicy(type="semantic_vad")
+    # Whisper's question mark after a paused "Can you remind me to call": the model reads a fragment
+    assert completeness("Can you remind me to call?") == "question"
+    assert completeness("Can you remind me to call?", end_probability=0.005) == "fragment"
+    assert not policy.turn_ended("Can you remind me to call?", 700, end_probability=0.005)
+    # a statement the model reads as finished ends as soon as a question does
+    assert completeness("Tell me something interesting.", end_probability=0.1) == "complete"
+    assert policy.wait_ms("Tell me something interesting.", 0.1) == policy.wait_ms("Is it?") <= 300
+    # between the model's bounds, punctuation decides
+    assert completeness("Where is it?", end_probability=0.02) == "question"
+    assert completeness("Tell me more.", end_probability=0.02) == "statement"
+
+
+def test_a_trailing_function_word_is_a_fragment_whatever_the_model_says():
+    assert completeness("What is the capital of", end_probability=0.9) == "fragment"
+    assert completeness("So, um.", end_probability=0.9) == "fragment"
+
+
+def test_words_whisper_was_unsure_of_wait_as_unclear_ones():
+    policy = TurnEndPolicy(type="semantic_vad")
+    # tiny.en's guess at a paused "So um": "So, one." at a mean log-probability of about -1
+    assert completeness("So, one.", end_probability=0.5, avg_logprob=-0.99) == "unclear"
+    assert policy.wait_ms("So, one.", 0.5, -0.99) == policy.wait_ms("the weather today")
+    assert completeness("Is it cold outside?", end_probability=0.8, avg_logprob=-0.1) == "complete"
+    assert completeness("What is the capital of", avg_logprob=-2.0) == "fragment"
+
+
 def test_server_vad_waits_its_silence_whatever_was_said():
     policy = TurnEndPolicy(type="server_vad", silence_duration_ms=500)
     assert policy.wait_ms("Tell me a joke.") == policy.wait_ms("and the") == policy.max_wait_ms == 500
@@ -111,10 +143,15 @@ async def _speak_paced(conversation: Conversation, audio: np.ndarray) -> None:
         conversation.append_audio(to_pcm16(audio[i : i + CHUNK_SAMPLES]))
 
 
-def _turns(stt, detection: TurnDetection) -> list[str]:
-    audio = np.concatenate(
-        [silence(0.3), speak(QUESTION_HEAD), silence(0.6), speak(QUESTION_TAIL), silence(1.6)]
-    )
+def _turns(
+    stt,
+    detection: TurnDetection,
+    head: str = QUESTION_HEAD,
+    tail: str = QUESTION_TAIL,
+    end_of_turn_model: EndOfTurnModel | None = None,
+) -> list[str]:
+    audio = np.concatenate([silence(0.3), speak(head), silence(0.6), speak(tail), silence(1.6)])
+    last_word = tail.split()[-1].strip("?.,").lower()
 
     async def scenario():
         conversation = Conversation(
@@ -123,11 +160,12 @@ def _turns(stt, detection: TurnDetection) -> list[str]:
             stt,
             config=SessionConfig(turn_detection=detection),
             vad_model=SileroVadModel(),
+            end_of_turn_model=end_of_turn_model,
         )
         log = EventLog(conversation)
         await _speak_paced(conversation, audio)
         await log.wait_for(
-            lambda e: isinstance(e, ev.TranscriptionCompleted) and "know" in e.text.lower(), timeout_s=30
+            lambda e: isinstance(e, ev.TranscriptionCompleted) and last_word in e.text.lower(), timeout_s=30
         )
         await conversation.aclose()
         return [e.text for e in log.of_type(ev.TranscriptionCompleted)]
@@ -144,3 +182,27 @@ def test_a_question_with_a_thinking_pause_stays_one_turn_with_semantic_vad(stt):
 def test_the_same_question_is_two_turns_with_server_vad(stt):
     texts = _turns(stt, TurnDetection(type="server_vad", silence_duration_ms=500, interrupt_response=False))
     assert len(texts) == 2, texts
+
+
+# Whisper writes "Could you recommend?" for the paused head: a question to the rules, a fragment to the model
+RECOMMEND_HEAD = "Could you recommend"
+RECOMMEND_TAIL = "a good book for my holiday?"
+
+
+@pytest.fixture(scope="module")
+def end_of_turn_model():
+    model = load_end_of_turn_model()
+    if model is None:
+        pytest.skip("the end-of-turn model needs the llm and llm-model extras")
+    return model
+
+
+def test_the_end_of_turn_model_keeps_a_paused_question_whole_where_punctuation_would_cut_it(
+    stt, end_of_turn_model
+):
+    detection = TurnDetection(type="semantic_vad", interrupt_response=False)
+    with_model = _turns(stt, detection, RECOMMEND_HEAD, RECOMMEND_TAIL, end_of_turn_model)
+    assert len(with_model) == 1, with_model
+    assert word_error_rate(f"{RECOMMEND_HEAD} {RECOMMEND_TAIL}", with_model[0]) <= 0.2, with_model
+    rules_only = _turns(stt, detection, RECOMMEND_HEAD, RECOMMEND_TAIL)
+    assert len(rules_only) == 2, rules_only

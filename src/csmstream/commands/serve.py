@@ -86,6 +86,13 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--stt-model", default=None, help="faster-whisper model dir or hub id (default: bundled tiny.en)"
     )
+    p.add_argument(
+        "--no-turn-model",
+        dest="turn_model",
+        action="store_false",
+        default=None,
+        help="semantic_vad by rules alone, without the bundled end-of-turn model (CSMSTREAM_TURN_MODEL=0)",
+    )
     # server-only knobs (not engine settings)
     p.add_argument(
         "--ws-send-buffer-kb",
@@ -166,6 +173,7 @@ def _flags(args: argparse.Namespace) -> dict:
         "default_llm": getattr(args, "default_llm", None),
         "persona": args.persona,
         "stt_model": args.stt_model,
+        "turn_model": getattr(args, "turn_model", None),
     }
 
 

@@ -10,7 +10,8 @@ the methods that the transport calls never block (STT, LLM and synthesis run in 
 
 While the user speaks, the turn is transcribed as it grows (`incremental_stt.py`: word deltas out, and a
 speculative decode of the turn as soon as a silence begins), so at the end of the turn its transcript is
-ready or nearly; with `semantic_vad` that transcript decides how much silence ends the turn (`turn_end.py`).
+ready or nearly; with `semantic_vad` that transcript, and a small language model's probability that the
+user's message ends there (`end_of_turn_model.py`), decide how much silence ends the turn (`turn_end.py`).
 
 Units are synthesized one after another, each with the previous ones in its context (so the voice carries
 on), while the LLM keeps writing: the first unit is spoken as soon as the splitter releases it.
@@ -43,6 +44,7 @@ from csmstream.engine.events import AudioChunk, Finished
 from csmstream.engine.request import SAMPLE_RATE, SynthesisRequest
 from csmstream.errors import BadRequest, CsmstreamError
 from csmstream.pipeline import events as ev
+from csmstream.pipeline.end_of_turn_model import EndOfTurnModel, EndOfTurnScores
 from csmstream.pipeline.first_unit import FirstClauseSplitter
 from csmstream.pipeline.history import AssistantTurn, History, SpokenUnit, UserTurn
 from csmstream.pipeline.incremental_stt import IncrementalTranscription
@@ -100,6 +102,7 @@ class Conversation:
         *,
         config: SessionConfig | None = None,
         vad_model: SileroVadModel | None = None,
+        end_of_turn_model: EndOfTurnModel | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.engine = engine
@@ -108,6 +111,8 @@ class Conversation:
         self.history = History()
         self._clock = clock
         self._vad_model = vad_model
+        # semantic_vad's reading of the words (None: rules only)
+        self._end_scores = EndOfTurnScores(end_of_turn_model) if end_of_turn_model is not None else None
         self._events: asyncio.Queue[ev.PipelineEvent | None] = asyncio.Queue()
         self._closed = False
         self._response: _Response | None = None
@@ -193,6 +198,7 @@ class Conversation:
                     self.stt,
                     self.config.input_sample_rate,
                     lambda delta: self._emit(ev.TranscriptionDelta(item, delta)),
+                    on_decoded=self._prefetch_end_score,
                 )
             if detection.interrupt_response and self.assistant_audible():
                 self.interrupt()
@@ -237,12 +243,31 @@ class Conversation:
         policy = detection.turn_end_policy()
         if not policy.semantic:
             return  # the VAD's own silence rule ends the turn
-        transcript = incremental.speculative_text(silence_start) if incremental is not None else None
-        if policy.turn_ended(transcript, silence_ms):
-            log.debug("turn ends after %.0f ms of silence: %r", silence_ms, transcript)
+        decoded = incremental.speculative(silence_start) if incremental is not None else None
+        transcript = decoded.text if decoded is not None else None
+        avg_logprob = decoded.avg_logprob if decoded is not None else None
+        end_probability = None
+        if transcript is not None and self._end_scores is not None:
+            known, end_probability = self._end_scores.probability(transcript)
+            if not known:
+                transcript = None  # decided once the words are scored (tens of ms): till then, as unknown
+        if policy.turn_ended(transcript, silence_ms, end_probability, avg_logprob):
+            log.debug(
+                "turn ends after %.0f ms of silence: %r (P(end) %s, mean log-prob %s)",
+                silence_ms,
+                transcript,
+                end_probability,
+                avg_logprob,
+            )
             stop = vad.end_speech()
             if stop is not None:
                 self._on_vad(stop)
+
+    def _prefetch_end_score(self, transcript: str) -> None:
+        """Score each decode of the turn as it comes (semantic_vad), so a silence finds its score ready."""
+        detection = self.config.turn_detection
+        if self._end_scores is not None and detection is not None and detection.type == "semantic_vad":
+            self._end_scores.probability(transcript)
 
     def _drop_incremental(self) -> None:
         if self._incremental is not None:

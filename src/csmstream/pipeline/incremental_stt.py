@@ -23,6 +23,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -33,8 +34,10 @@ log = logging.getLogger(__name__)
 PARTIAL_INTERVAL_MS = 500  # new speech between two decodes while the user speaks
 MIN_PARTIAL_MS = 400  # no partial decode of less speech than this (Whisper guesses wildly)
 # A partial decode that already covers the speech up to a silence and this much of it serves as that silence's
-# speculative decode (the turn is then committed as the audio it decoded), instead of queueing another.
-MIN_ADOPTED_TAIL_MS = 32
+# speculative decode (the turn is then committed as the audio it decoded), instead of queueing another. The
+# VAD's silence starts while the last word still decays: with 32 ms, tiny.en heard "a cup of tea" as "a couple
+# of t" (which then reads as a fragment); the speculative decode itself starts with ~96 ms of it.
+MIN_ADOPTED_TAIL_MS = 80
 
 
 def word_key(word: str) -> str:
@@ -52,12 +55,21 @@ def stable_prefix(previous: list[str], current: list[str]) -> list[str]:
     return current[:count]
 
 
-async def transcribe_once(stt: Transcriber, pcm: np.ndarray, sample_rate: int) -> str:
+@dataclass(frozen=True)
+class Decoded:
+    """One decode's text, and Whisper's mean log-probability per token when the recognizer gives it."""
+
+    text: str
+    avg_logprob: float | None = None
+
+
+async def transcribe_once(stt: Transcriber, pcm: np.ndarray, sample_rate: int) -> Decoded:
     """One decode: the recognizer's fast short-window path when it has one, else its ordinary one."""
-    fast = getattr(stt, "transcribe_window_sync", None)
+    fast = getattr(stt, "transcribe_window_detailed_sync", None)
     if fast is not None:
-        return await asyncio.to_thread(fast, pcm, sample_rate)
-    return await stt.transcribe(pcm, sample_rate)
+        heard = await asyncio.to_thread(fast, pcm, sample_rate)
+        return Decoded(heard.text, heard.avg_logprob)
+    return Decoded(await stt.transcribe(pcm, sample_rate))
 
 
 class IncrementalTranscription:
@@ -70,20 +82,22 @@ class IncrementalTranscription:
         on_delta: Callable[[str], None],
         *,
         interval_ms: float = PARTIAL_INTERVAL_MS,
+        on_decoded: Callable[[str], None] | None = None,
     ) -> None:
         self.stt = stt
         self.sample_rate = sample_rate
         self._on_delta = on_delta
+        self._on_text = on_decoded  # every decode's text, partial or speculative (the end-of-turn scores)
         self._interval_samples = int(interval_ms * sample_rate / 1000)
         self._min_samples = int(MIN_PARTIAL_MS * sample_rate / 1000)
-        self._last: asyncio.Task[str] | None = None  # the newest decode: the next one waits for it
+        self._last: asyncio.Task[Decoded] | None = None  # the newest decode: the next one waits for it
         self._partial_end = 0  # turn samples covered by the newest partial decode
-        self._partial: tuple[int, asyncio.Task[str]] | None = None  # its (end sample, decode)
+        self._partial: tuple[int, asyncio.Task[Decoded]] | None = None  # its (end sample, decode)
         self._min_tail_samples = int(MIN_ADOPTED_TAIL_MS * sample_rate / 1000)
         self._previous_words: list[str] = []  # the newest decode's words
         self._committed: list[str] = []  # words announced as deltas
         # silence start sample → (end sample of the audio decoded, its decode)
-        self._speculative: dict[int, tuple[int, asyncio.Task[str]]] = {}
+        self._speculative: dict[int, tuple[int, asyncio.Task[Decoded]]] = {}
         self._closed = False
 
     @property
@@ -132,7 +146,7 @@ class IncrementalTranscription:
         entry = self._speculative.get(silence_start)
         return entry[0] if entry is not None and not entry[1].cancelled() else None
 
-    def speculative_text(self, silence_start: int) -> str | None:
+    def speculative(self, silence_start: int) -> Decoded | None:
         """The transcript of the turn as the silence at `silence_start` would end it, once decoded."""
         entry = self._speculative.get(silence_start)
         task = entry[1] if entry is not None else None
@@ -151,7 +165,7 @@ class IncrementalTranscription:
         if task is None or task.cancelled():
             task = self._start(audio, self._last)
         self._last = task
-        text = await task
+        text = (await task).text
         words = text.split()
         if stable_prefix(self._committed, words) == words[: len(self._committed)]:
             self._announce(words[len(self._committed) :])
@@ -167,29 +181,33 @@ class IncrementalTranscription:
 
     # ---- decoding
 
-    def _start(self, audio: np.ndarray, after: asyncio.Task[str] | None) -> asyncio.Task[str]:
+    def _start(self, audio: np.ndarray, after: asyncio.Task[Decoded] | None) -> asyncio.Task[Decoded]:
         task = asyncio.get_running_loop().create_task(self._decode(audio, after))
         task.add_done_callback(self._on_decoded)
         return task
 
-    async def _decode(self, audio: np.ndarray, after: asyncio.Task[str] | None) -> str:
+    async def _decode(self, audio: np.ndarray, after: asyncio.Task[Decoded] | None) -> Decoded:
         if after is not None and not after.done():
             with contextlib.suppress(BaseException):
                 await asyncio.shield(after)
         started_s = time.perf_counter()
-        text = await transcribe_once(self.stt, audio, self.sample_rate)
+        decoded = await transcribe_once(self.stt, audio, self.sample_rate)
         log.debug(
-            "decoded %.2f s of speech in %.0f ms: %r",
+            "decoded %.2f s of speech in %.0f ms: %r (mean log-prob %s)",
             len(audio) / self.sample_rate,
             (time.perf_counter() - started_s) * 1000,
-            text,
+            decoded.text,
+            decoded.avg_logprob,
         )
-        return text
+        return decoded
 
-    def _on_decoded(self, task: asyncio.Task[str]) -> None:
+    def _on_decoded(self, task: asyncio.Task[Decoded]) -> None:
         if self._closed or task.cancelled() or task.exception() is not None:
             return
-        words = task.result().split()
+        text = task.result().text
+        if self._on_text is not None:
+            self._on_text(text)
+        words = text.split()
         agreed = stable_prefix(self._previous_words, words)
         self._previous_words = words
         if (

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from csmstream.pipeline.stt_result import Transcript
+
 WHISPER_SAMPLE_RATE = 16_000
 MIN_WINDOW_S = 10.0  # shorter windows make the decoder repeat itself
 TRAILING_SILENCE_S = 3.0  # at least this much padding after the speech
@@ -26,10 +28,10 @@ TOKENS_PER_SECOND = 8.0  # far above speech (about 4 tokens a second); reaching 
 TOKEN_SLACK = 10
 
 
-def decode_short_window(model: Any, samples_16k: np.ndarray) -> str | None:
-    """(S,) float32 16 kHz → the text, or None when the audio is too long for the fast path or the result
-    looks wrong (the caller then decodes the 30 s way). `model` is a faster-whisper `WhisperModel`; the
-    caller holds its lock."""
+def decode_short_window(model: Any, samples_16k: np.ndarray) -> Transcript | None:
+    """(S,) float32 16 kHz → the text with Whisper's confidence, or None when the audio is too long for the
+    fast path or the result looks wrong (the caller then decodes the 30 s way). `model` is a faster-whisper
+    `WhisperModel`; the caller holds its lock."""
     import ctranslate2
     from faster_whisper.tokenizer import Tokenizer
 
@@ -53,13 +55,17 @@ def decode_short_window(model: Any, samples_16k: np.ndarray) -> str | None:
         max_length=len(prompt) + max_new_tokens,
         suppress_blank=True,
         suppress_tokens=[-1],
+        return_scores=True,  # the mean log-probability per token (length_penalty 1)
+        return_no_speech_prob=True,
     )[0]
     tokens = result.sequences_ids[0]
     text_tokens = [t for t in tokens if t < tokenizer.eot]
     if len(tokens) >= max_new_tokens:  # no end of text within the cap: a runaway
         return None
     text = " ".join(tokenizer.decode(text_tokens).split())
-    return None if repeats_itself(text) else text
+    if repeats_itself(text):
+        return None
+    return Transcript(text, avg_logprob=float(result.scores[0]), no_speech_prob=float(result.no_speech_prob))
 
 
 def repeats_itself(text: str, min_words: int = 3) -> bool:

@@ -1,17 +1,24 @@
 """When has the user finished? A pure decider: what they said so far → how much silence ends the turn.
 
 `server_vad`: silence alone (`silence_duration_ms`), whatever was said.
-`semantic_vad`: the words decide. A question ("What is the capital of Germany?") ends the turn after a short
-silence; a trailing fragment ("What is the capital of", "and", "so um") waits long, because people pause
-mid-sentence to think. Whisper's punctuation carries the signal, but tiny.en is generous with full stops:
-measured on piper speech paused for 600 ms mid-sentence, it wrote "I would like to order." and "So one."
-(for "so um"). So a statement waits longer than a question, long enough for a thinking pause (~600 ms) to
-pass, and a last word that cannot end an English sentence (an article, a preposition, a conjunction, a
-filler) makes it a fragment whatever its punctuation. A sentence that opens as a question ("Who wrote ...",
-"Do you ...") is a question even when Whisper ends it with a full stop. A question mark after a fragment
-("Can you remind me to call?") still ends the turn early: telling that apart needs a model of the words, not
-rules (SmolLM2-135M's probability of ending the user's message after it, 0.40, is as high as after complete
-questions, 0.05-0.70: it does not tell them apart either).
+`semantic_vad`: the words decide. A finished sentence or question ends the turn after a short silence; a
+trailing fragment ("What is the capital of", "and", "so um") waits long, because people pause mid-sentence to
+think. Two signals:
+
+- Rules on the transcript. A last word that cannot end an English sentence (an article, a preposition, a
+  conjunction, a filler) or an open ending ("...", ",") makes a fragment whatever else is said.
+- A language model's probability that the message ends after these words (`end_of_turn_model.py`), for
+  what rules cannot tell: Whisper tiny.en punctuates as if every pause ended a sentence ("I would like to
+  order." "Can you remind me to call?") and drops a dangling word ("How far is it from London [to]").
+  Below `FRAGMENT_BELOW` the words are a fragment; from `COMPLETE_FROM` on they are complete, a statement as
+  much as a question ("Tell me something interesting.").
+- Whisper's own confidence: words it was unsure of (mean token log-probability below `UNSURE_LOGPROB`) are
+  often a guess at speech cut mid-thought ("So um" → "So, one.", -0.8 to -1.2; complete questions -0.05 to
+  -0.2), and neither the rules nor the model can read a guess: the turn waits as for unclear words.
+
+Between the model's two bounds, or without the model (the `llm` extras missing), punctuation decides: a question ends soon; a statement waits long enough for
+  a thinking pause (~600 ms) to pass, as tiny.en is generous with full stops; a sentence that opens as a
+  question ("Who wrote ...", "Do you ...") is a question even when Whisper ends it with a full stop.
 
 `eagerness` (the OpenAI names) scales the waits: "high" answers sooner and risks cutting in, "low" waits
 longer; "auto" is "medium".
@@ -25,9 +32,9 @@ from typing import Literal
 
 TurnDetectionType = Literal["server_vad", "semantic_vad"]
 Eagerness = Literal["low", "medium", "high", "auto"]
-Completeness = Literal["question", "statement", "unclear", "fragment"]
+Completeness = Literal["complete", "question", "statement", "unclear", "fragment"]
 
-# (question, statement, unclear, fragment) → silence that ends the turn, ms
+# (complete or question, statement, unclear, fragment) → silence that ends the turn, ms
 SEMANTIC_WAITS_MS: dict[str, tuple[float, float, float, float]] = {
     "high": (200.0, 500.0, 600.0, 900.0),
     "medium": (250.0, 700.0, 800.0, 1200.0),
@@ -49,12 +56,20 @@ QUESTION_OPENERS = frozenset(
     """what where when who whom whose which why how is are was were am do does did can could will would
     should shall may might must have has had""".split()
 )
+# The end-of-turn model's P(end) (see end_of_turn_model.py for the measured ranges): below this the words are a
+# fragment, from the second on they are complete; between, punctuation decides.
+FRAGMENT_BELOW = 0.01
+COMPLETE_FROM = 0.03
+UNSURE_LOGPROB = -0.5  # Whisper's mean log-probability per token below which its words are a guess
 OPEN_ENDINGS = (",", "...", "…", "-", "—", ":", ";")
 STATEMENT_ENDINGS = (".", "!")
 
 
-def completeness(text: str) -> Completeness:
-    """How finished the transcript so far sounds."""
+def completeness(
+    text: str, end_probability: float | None = None, avg_logprob: float | None = None
+) -> Completeness:
+    """How finished the transcript so far sounds; `end_probability` is the end-of-turn model's score of it
+    (None: no model, the rules alone decide), `avg_logprob` Whisper's confidence in it (None: not known)."""
     stripped = text.strip()
     if not stripped:
         return "unclear"
@@ -65,6 +80,13 @@ def completeness(text: str) -> Completeness:
         return "fragment"
     if stripped.endswith(OPEN_ENDINGS):
         return "fragment"
+    if avg_logprob is not None and avg_logprob < UNSURE_LOGPROB:
+        return "unclear"
+    if end_probability is not None and words:
+        if end_probability < FRAGMENT_BELOW:
+            return "fragment"
+        if end_probability >= COMPLETE_FROM:
+            return "complete"
     if stripped.endswith("?"):
         return "question"
     if stripped.endswith(STATEMENT_ENDINGS):
@@ -95,20 +117,30 @@ class TurnEndPolicy:
         """The longest silence any transcript can need: the VAD's own backstop."""
         return SEMANTIC_WAITS_MS[self.eagerness][3] if self.semantic else self.silence_duration_ms
 
-    def wait_ms(self, transcript: str | None) -> float:
+    def wait_ms(
+        self, transcript: str | None, end_probability: float | None = None, avg_logprob: float | None = None
+    ) -> float:
         """Silence after which the turn ends, given the transcript of the speech before the silence (None:
-        not known yet, which waits as long as a fragment)."""
+        not known yet, which waits as long as a fragment), the end-of-turn model's score of it (None: no
+        model) and Whisper's confidence in it (None: not known)."""
         if not self.semantic:
             return self.silence_duration_ms
-        question_ms, statement_ms, unclear_ms, fragment_ms = SEMANTIC_WAITS_MS[self.eagerness]
+        complete_ms, statement_ms, unclear_ms, fragment_ms = SEMANTIC_WAITS_MS[self.eagerness]
         if transcript is None:
             return fragment_ms
         return {
-            "question": question_ms,
+            "complete": complete_ms,
+            "question": complete_ms,
             "statement": statement_ms,
             "unclear": unclear_ms,
             "fragment": fragment_ms,
-        }[completeness(transcript)]
+        }[completeness(transcript, end_probability, avg_logprob)]
 
-    def turn_ended(self, transcript: str | None, silence_ms: float) -> bool:
-        return silence_ms >= self.wait_ms(transcript)
+    def turn_ended(
+        self,
+        transcript: str | None,
+        silence_ms: float,
+        end_probability: float | None = None,
+        avg_logprob: float | None = None,
+    ) -> bool:
+        return silence_ms >= self.wait_ms(transcript, end_probability, avg_logprob)

@@ -132,6 +132,7 @@ class RealtimeConnection:
                 self._services.stt,
                 config=SessionConfig(instructions=self._services.persona),
                 vad_model=self._services.vad_model,
+                end_of_turn_model=self._services.end_of_turn_model,
             )
         except Exception as exc:  # a missing VAD package, a broken install: say so, then close
             logger.exception("could not start a realtime session")

@@ -1,5 +1,6 @@
-"""What every realtime connection of one app shares: the LLM, speech recognition (Whisper) and the VAD model,
-built on the first connection (on worker threads: they load slowly) and kept on `app.state.realtime`."""
+"""What every realtime connection of one app shares: the LLM, speech recognition (Whisper), the VAD model and
+the end-of-turn model, built on the first connection (on worker threads: they load slowly) and kept on
+`app.state.realtime`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from fastapi import FastAPI
 
 from csmstream.config import Settings
 from csmstream.engine.request import SAMPLE_RATE
+from csmstream.pipeline.end_of_turn_model import EndOfTurnModel, load_end_of_turn_model
 from csmstream.pipeline.llm import LLMBackend, LLMError, build_llm
 from csmstream.pipeline.llm.persona import DEFAULT_PERSONA
 from csmstream.pipeline.stt import WhisperTranscriber, load_stt
@@ -45,7 +47,8 @@ class _SharedTranscriber:
 
 
 class RealtimeServices:
-    """The LLM, speech recognition and VAD model shared by the realtime connections of one app."""
+    """The LLM, speech recognition, VAD model and end-of-turn model shared by the realtime connections of one
+    app."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -54,6 +57,7 @@ class RealtimeServices:
         self.llm: LLMBackend = MissingLLM(NO_LLM_MESSAGE)
         self.llm_problem: str | None = NO_LLM_MESSAGE  # why there is no LLM to answer; None: there is one
         self.vad_model: SileroVadModel | None = None
+        self.end_of_turn_model: EndOfTurnModel | None = None  # None: semantic_vad by rules alone
         self._lock = asyncio.Lock()
         self._ready = False
 
@@ -78,6 +82,13 @@ class RealtimeServices:
                     logger.error("the LLM could not be set up: %s", exc)
                     self.llm, self.llm_problem = MissingLLM(str(exc)), str(exc)
             self.vad_model = await asyncio.to_thread(SileroVadModel)
+            if s.turn_model:
+                try:
+                    self.end_of_turn_model = await asyncio.to_thread(load_end_of_turn_model)
+                except Exception:  # a broken llama.cpp install: conversations still work, by rules
+                    logger.exception(
+                        "the end-of-turn model could not be loaded: semantic_vad uses rules only"
+                    )
             self._ready = True
 
     async def aclose(self) -> None:
