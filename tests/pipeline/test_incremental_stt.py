@@ -1,8 +1,8 @@
 """Transcription while the user speaks (pipeline/incremental_stt.py).
 
 The whole-turn transcript is the reference: on held-out piper speech (sentences used nowhere else, so the
-short-window settings were not tuned on them) the final transcript of the incremental path is within 3 WER
-points of Whisper's ordinary 30 s decode of the same committed audio (the issue asked 2: see the test). Word deltas come while the user speaks,
+short-window settings were not tuned on them) the final transcript of the incremental path is within 2 WER
+points of Whisper's ordinary 30 s decode of the same committed audio. Word deltas come while the user speaks,
 before the completed transcript, and joined they are that transcript."""
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ CHUNK_SAMPLES = 480  # 20 ms
 MAX_DELTA_CORRECTIONS = 0.25
 MAX_DELTA_CORRECTIONS_ONE_TURN = 0.7
 # word error rate the incremental final transcript may add to the whole-turn decode's (see the test)
-MAX_EXTRA_WER = 0.03
+MAX_EXTRA_WER = 0.02
 
 
 @pytest.fixture(scope="module")
@@ -132,11 +132,10 @@ def test_incremental_final_matches_the_whole_turn_transcript(stt):
     whole_turn = [stt.transcribe_sync(t.audio, 24_000) for t in turns]  # Whisper's ordinary 30 s decode
     incremental = [c.text for c in completed]
     reference_wer, incremental_wer = _wer(list(HELD_OUT), whole_turn), _wer(list(HELD_OUT), incremental)
-    # The issue asks for 2 points. The final transcript is the short-window decode of the turn (a 10 s window,
-    # not Whisper's 30 s: `short_window.py`), which now and then hears a word differently ("sand vessel" →
-    # "sand-essal", "seven thirty" → "730"). Over 20 held-out sentences (232 words) it measured −0.4 to +2.2
-    # points against the 30 s decode in 7 runs, 0.8 on average: 2 points is met on average, not in every run,
-    # so the test holds 3
+    # The final transcript is the short-window decode of the turn (a 10 s window, not Whisper's 30 s:
+    # `short_window.py`). While a partial decode that had heard only 32 ms of the silence could serve as the
+    # turn's transcript, the last word was often cut ("sand vessel" → "sand-essal"): the gap then measured −0.4
+    # to +2.2 points over 7 runs. Since it needs 80 ms (`MIN_ADOPTED_TAIL_MS`): 0.0 points in 6 runs of 6.
     assert incremental_wer <= reference_wer + MAX_EXTRA_WER, list(zip(incremental, whole_turn, strict=True))
 
     # deltas while speaking, each turn's before its completed transcript, and joined they are that transcript
