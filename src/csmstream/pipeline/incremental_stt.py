@@ -65,9 +65,9 @@ class Decoded:
 
 async def transcribe_once(stt: Transcriber, pcm: np.ndarray, sample_rate: int) -> Decoded:
     """One decode: the recognizer's fast short-window path when it has one, else its ordinary one."""
-    fast = getattr(stt, "transcribe_window_detailed_sync", None)
+    fast = getattr(stt, "transcribe_window_detailed", None)
     if fast is not None:
-        heard = await asyncio.to_thread(fast, pcm, sample_rate)
+        heard = await fast(pcm, sample_rate)
         return Decoded(heard.text, heard.avg_logprob)
     return Decoded(await stt.transcribe(pcm, sample_rate))
 

@@ -30,8 +30,9 @@ class SttError(CsmstreamError):
 
 class Transcriber(Protocol):
     """What the conversation needs from speech recognition. A recognizer may also offer
-    `transcribe_window_detailed_sync` (the fast short-window decode, `pipeline/short_window.py`); the incremental
-    transcription uses it when present."""
+    `async transcribe_window_detailed(pcm, sample_rate) -> Transcript` (the fast short-window decode,
+    `pipeline/short_window.py`, with Whisper's confidence); the incremental transcription uses it when present,
+    and a recognizer without it costs a 30 s decode per partial transcript."""
 
     async def transcribe(self, pcm: np.ndarray, sample_rate: int = SAMPLE_RATE) -> str: ...
 
@@ -71,6 +72,9 @@ class WhisperTranscriber:
     def transcribe_sync(self, pcm: np.ndarray, sample_rate: int = SAMPLE_RATE) -> str:
         """(S,) float32 mono at `sample_rate` (any rate; 16 kHz is used as is) → the text, stripped."""
         return self.transcribe_detailed(pcm, sample_rate).text
+
+    async def transcribe_window_detailed(self, pcm: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Transcript:
+        return await asyncio.to_thread(self.transcribe_window_detailed_sync, pcm, sample_rate)
 
     def transcribe_window_detailed_sync(self, pcm: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Transcript:
         """Like `transcribe_detailed`, several times faster on a short turn: Whisper's encoder sees a window a
