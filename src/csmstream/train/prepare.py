@@ -298,7 +298,7 @@ class _Scanner:
         if self.transcriber is None:
             from csmstream.pipeline.stt import load_stt
 
-            self.transcriber = load_stt()
+            self.transcriber = load_stt(cpu_threads=0)  # a batch job: every core (CTranslate2's default)
         heard = self.transcriber.transcribe_detailed(clip, SAMPLE_RATE)
         self.cache.put(key, heard)
         self.counts["transcribed"] += 1

@@ -88,7 +88,7 @@ _transcriber_lock = threading.Lock()
 def _load_default_transcriber():
     from csmstream.pipeline.stt import load_stt
 
-    return load_stt()
+    return load_stt(cpu_threads=0)  # a one-off job: every core (CTranslate2's default)
 
 
 def default_transcriber():
