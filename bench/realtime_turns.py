@@ -34,17 +34,11 @@ import numpy as np
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 sys.path.append(str(BENCH_DIR.parent / "tests"))  # serve_process: a real server on loopback
+from csmstream.pipeline.turn_timings import STAGES  # noqa: E402  (the stages `response.done` reports)
 from serve_process import start_server  # noqa: E402
 from spoken_questions import QUESTIONS, SAMPLE_RATE, pcm16, spoken  # noqa: E402
 
 CHUNK_S = 0.02
-STAGES = (
-    "speech_end_detected",
-    "transcript_final",
-    "llm_first_token",
-    "first_unit_to_voice",
-    "first_audio_out",
-)
 INSTANT_ANSWER = "Sure. Here is a short answer, written all at once."
 
 
